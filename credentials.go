@@ -1,0 +1,201 @@
+package anyauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// ErrNoCredentials is wrapped by errors that mean a provider has no
+// credentials for a protection space. The Transport then tries the next
+// challenge, and returns the server's response untouched when none is left.
+var ErrNoCredentials = errors.New("anyauth: no credentials for this protection space")
+
+// A CredentialProvider looks up the user name and password for a
+// protection space. It returns an error wrapping ErrNoCredentials when it
+// has none. It must be safe for concurrent use and may block (to prompt a
+// user, or to read a secret store) while honouring ctx.
+type CredentialProvider interface {
+	Credentials(ctx context.Context, space *ProtectionSpace) (*UserPassword, error)
+}
+
+// UserPassword is a user name and its password. Its String, GoString and
+// Format methods never show the password, so it can be logged or printed
+// with any verb.
+type UserPassword struct {
+	Username string
+	Password string
+}
+
+const redacted = "REDACTED"
+
+// String returns the user name and a redacted password.
+func (c UserPassword) String() string {
+	return fmt.Sprintf("{Username:%q Password:%s}", c.Username, redacted)
+}
+
+// GoString returns a Go-syntax representation with the password redacted.
+func (c UserPassword) GoString() string {
+	return fmt.Sprintf("anyauth.UserPassword{Username:%q, Password:%q}", c.Username, redacted)
+}
+
+// Format prints c with the password redacted, whatever the verb.
+func (c UserPassword) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprint(f, c.GoString())
+		return
+	}
+	fmt.Fprint(f, c.String())
+}
+
+// noCredentials is the provider used when none is configured.
+type noCredentials struct{}
+
+func (noCredentials) Credentials(context.Context, *ProtectionSpace) (*UserPassword, error) {
+	return nil, ErrNoCredentials
+}
+
+// Static offers one user name and password to every protection space of
+// one origin, as curl's -u does: a redirect to another host, port or
+// scheme gets nothing. Its String and Format redact the password.
+type Static struct {
+	// Origin is "scheme://host[:port]"; a path is ignored.
+	Origin string
+	UserPassword
+}
+
+// ForOrigin returns credentials that are valid for origin only, the form
+// most programs want: anyauth.ForOrigin("https://api.example.com", user, pass).
+func ForOrigin(origin, username, password string) *Static {
+	return &Static{Origin: origin, UserPassword: UserPassword{Username: username, Password: password}}
+}
+
+// Credentials returns the credentials when space is on s.Origin.
+func (s *Static) Credentials(_ context.Context, space *ProtectionSpace) (*UserPassword, error) {
+	u, err := parseOrigin(s.Origin)
+	if err != nil {
+		return nil, err
+	}
+	o := originOf(u)
+	if o.URLScheme != space.URLScheme || o.Host != space.Host || o.Port != space.Port {
+		return nil, fmt.Errorf("%w: %s is not %s", ErrNoCredentials, space.Origin(), o.Origin())
+	}
+	up := s.UserPassword
+	return &up, nil
+}
+
+// String describes s with the password redacted.
+func (s *Static) String() string { return "Static{" + s.Origin + " " + s.UserPassword.String() + "}" }
+
+// Format prints s with the password redacted, whatever the verb.
+func (s *Static) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }
+
+func parseOrigin(origin string) (*url.URL, error) {
+	u, err := url.Parse(origin)
+	if err != nil {
+		return nil, fmt.Errorf("anyauth: origin %q: %w", origin, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("anyauth: origin %q is not of the form http(s)://host[:port]", origin)
+	}
+	return u, nil
+}
+
+// A CredentialEntry is one row of a CredentialTable.
+type CredentialEntry struct {
+	// Host is "host" (any port) or "host:port", or "*" for any host.
+	Host string
+	// Realm is the realm it answers; "" answers any realm.
+	Realm string
+	// Proxy limits the entry to proxies (true) or to origins (false).
+	Proxy bool
+	UserPassword
+}
+
+// CredentialTable holds credentials per host and realm. The most specific
+// entry wins: a given port over any port, a given realm over any realm, a
+// given host over "*". Its String and Format redact the passwords.
+type CredentialTable []CredentialEntry
+
+// Credentials returns the most specific entry that matches space.
+func (t CredentialTable) Credentials(_ context.Context, space *ProtectionSpace) (*UserPassword, error) {
+	best, bestScore := -1, -1
+	for i := range t {
+		e := &t[i]
+		if e.Proxy != space.Proxy {
+			continue
+		}
+		score := 0
+		switch {
+		case e.Host == "*":
+		case strings.EqualFold(e.Host, space.Host), strings.EqualFold(strings.Trim(e.Host, "[]"), space.Host):
+			score += 2
+		case strings.EqualFold(e.Host, space.Host+":"+space.Port), strings.EqualFold(e.Host, "["+space.Host+"]:"+space.Port):
+			score += 4
+		default:
+			continue
+		}
+		switch e.Realm {
+		case "":
+		case space.Realm:
+			score++
+		default:
+			continue
+		}
+		if score > bestScore {
+			best, bestScore = i, score
+		}
+	}
+	if best < 0 {
+		return nil, fmt.Errorf("%w: no table entry for %s", ErrNoCredentials, space)
+	}
+	up := t[best].UserPassword
+	return &up, nil
+}
+
+// String lists the table's hosts and realms with the passwords redacted.
+func (t CredentialTable) String() string {
+	var b strings.Builder
+	b.WriteString("CredentialTable[")
+	for i := range t {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "{%s realm=%q proxy=%t %s}", t[i].Host, t[i].Realm, t[i].Proxy, t[i].UserPassword)
+	}
+	b.WriteString("]")
+	return b.String()
+}
+
+// Format prints t with the passwords redacted, whatever the verb.
+func (t CredentialTable) Format(f fmt.State, _ rune) { fmt.Fprint(f, t.String()) }
+
+// CredentialFunc adapts a function (a prompt, a secret store) to a
+// CredentialProvider.
+type CredentialFunc func(ctx context.Context, space *ProtectionSpace) (*UserPassword, error)
+
+// Credentials calls f.
+func (f CredentialFunc) Credentials(ctx context.Context, space *ProtectionSpace) (*UserPassword, error) {
+	return f(ctx, space)
+}
+
+// Chain asks each provider in turn and returns the first credentials
+// found. An error other than ErrNoCredentials stops the search.
+type Chain []CredentialProvider
+
+// Credentials returns the first provider's answer that is not
+// ErrNoCredentials.
+func (c Chain) Credentials(ctx context.Context, space *ProtectionSpace) (*UserPassword, error) {
+	for _, p := range c {
+		up, err := p.Credentials(ctx, space)
+		if err == nil {
+			return up, nil
+		}
+		if !errors.Is(err, ErrNoCredentials) {
+			return nil, err
+		}
+	}
+	return nil, ErrNoCredentials
+}

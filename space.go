@@ -1,0 +1,102 @@
+package anyauth
+
+import (
+	"net"
+	"net/url"
+	"strings"
+)
+
+// A ProtectionSpace is where a set of credentials is valid (RFC 9110
+// §11.5): the auth-scheme, the origin or proxy that challenged, the realm,
+// and the path prefix that the challenge covers. Credentials and cached
+// answers never leave their space.
+type ProtectionSpace struct {
+	// Proxy is true for a space of a proxy (a 407 challenge).
+	Proxy bool
+	// AuthScheme is the challenge's auth-scheme as its Scheme names it,
+	// such as "Digest".
+	AuthScheme string
+	// URLScheme is "http" or "https": the origin's, or the proxy's.
+	URLScheme string
+	// Host is the lower-cased host name or IP address, without brackets.
+	Host string
+	// Port is the port, always explicit ("80" for http without one).
+	Port string
+	// Realm is the challenge's realm parameter ("" when it has none).
+	Realm string
+	// Path is the path prefix the space covers (RFC 7617 §2.2): the
+	// directory of the request that was challenged, or "/" for a proxy.
+	Path string
+}
+
+// Origin returns the space's origin as "scheme://host:port".
+func (s *ProtectionSpace) Origin() string {
+	return s.URLScheme + "://" + net.JoinHostPort(s.Host, s.Port)
+}
+
+// String describes the space for logs: it holds nothing secret.
+func (s *ProtectionSpace) String() string {
+	kind := "origin"
+	if s.Proxy {
+		kind = "proxy"
+	}
+	return kind + " " + s.Origin() + s.Path + " " + s.AuthScheme + " realm=" + quoteForLog(s.Realm)
+}
+
+// sameOrigin reports whether u is on the space's origin.
+func (s *ProtectionSpace) sameOrigin(u *url.URL) bool {
+	o := originOf(u)
+	return o.URLScheme == s.URLScheme && o.Host == s.Host && o.Port == s.Port
+}
+
+// covers reports whether a request to u falls in the space.
+func (s *ProtectionSpace) covers(u *url.URL) bool {
+	if !s.sameOrigin(u) {
+		return false
+	}
+	if s.Proxy {
+		return true
+	}
+	return strings.HasPrefix(pathOf(u), s.Path)
+}
+
+// originOf returns a space holding only u's origin.
+func originOf(u *url.URL) ProtectionSpace {
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.ToLower(u.Hostname())
+	port := u.Port()
+	if port == "" {
+		port = defaultPort(scheme)
+	}
+	return ProtectionSpace{URLScheme: scheme, Host: host, Port: port}
+}
+
+func defaultPort(scheme string) string {
+	if scheme == "https" {
+		return "443"
+	}
+	return "80"
+}
+
+// pathOf returns u's path, "/" when empty.
+func pathOf(u *url.URL) string {
+	p := u.EscapedPath()
+	if p == "" {
+		return "/"
+	}
+	return p
+}
+
+// directoryOf returns the path prefix RFC 7617 §2.2 assigns to a
+// challenge for path p: everything up to and including its last "/".
+func directoryOf(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i+1]
+	}
+	return "/"
+}
+
+// quoteForLog quotes s for a log line.
+func quoteForLog(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`
+}
