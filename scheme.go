@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 )
 
 // Strength orders the challenges that a Transport can answer: higher is
@@ -100,4 +101,15 @@ type CleartextScheme interface {
 	// RevealsSecret reports whether the header built for c gives away a
 	// reusable secret to whoever reads it.
 	RevealsSecret() bool
+}
+
+// A Scoper is implemented by schemes whose challenges say which paths
+// their protection space covers (Digest's domain parameter). Without it a
+// space covers the directory of the challenged request (RFC 7617 §2.2).
+type Scoper interface {
+	Scheme
+	// Scope returns the path prefixes on the origin of u (the challenged
+	// request's URL) that c's protection space covers. Paths on other
+	// origins must be left out: credentials never cross an origin.
+	Scope(c *Challenge, u *url.URL) []string
 }

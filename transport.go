@@ -1,0 +1,261 @@
+package anyauth
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// DefaultMaxAnswers is the default Transport.MaxAnswers.
+const DefaultMaxAnswers = 4
+
+// maxDrain is how much of an intermediate 401/407 body is read so its
+// connection can be reused; a longer body is closed unread.
+const maxDrain = 64 << 10
+
+// Transport is an http.RoundTripper that answers authentication
+// challenges. It sends each request through Base; when the response is a
+// 401 (or a 407 from the proxy of a plain-http request) it picks the
+// strongest challenge that one of Schemes understands and has credentials
+// for, and replays the request with the answer. Once an answer succeeds,
+// later requests in the same protection space carry it from the start.
+//
+// A Transport must not be copied after first use. It is safe for
+// concurrent use by multiple goroutines, never modifies the caller's
+// request, always closes the request body, and honours the request's
+// context.
+//
+// The zero Transport answers nothing: set Schemes and Credentials.
+type Transport struct {
+	// Base sends the requests. Nil means http.DefaultTransport.
+	Base http.RoundTripper
+
+	// Schemes are the schemes the Transport answers with, matched to
+	// challenges by name. Order does not matter: Selector ranks.
+	Schemes []Scheme
+
+	// Credentials supplies user names and passwords for origin servers
+	// (401). Nil means none.
+	Credentials CredentialProvider
+
+	// ProxyCredentials supplies them for proxies (407). Nil means none.
+	// Proxy credentials never go to an origin, nor origin ones to a proxy.
+	ProxyCredentials CredentialProvider
+
+	// Proxy tells which proxy a request goes through, when Base is not an
+	// *http.Transport (whose Proxy field is used otherwise). A 407 is
+	// answered only when the proxy is known.
+	Proxy func(*http.Request) (*url.URL, error)
+
+	// Selector ranks the challenges of a response. Nil means
+	// StrongestFirst{} (no floor).
+	Selector Selector
+
+	// MaxBodyBuffer is how many bytes of a request body that has neither
+	// GetBody nor Seek are kept in memory to replay it. A larger body is
+	// streamed once; if it meets a challenge, RoundTrip fails with a
+	// *BodyNotReplayableError. Zero means DefaultMaxBodyBuffer; negative
+	// means never buffer.
+	MaxBodyBuffer int64
+
+	// MaxAnswers bounds how many times one request is answered and
+	// replayed (each scheme answers each protection space at most once,
+	// plus one retry for a stale nonce). Zero means DefaultMaxAnswers, so
+	// a request costs at most five round trips.
+	MaxAnswers int
+
+	// AllowCleartext lets Basic and Bearer go over plain http to any host.
+	// By default they go in the clear only to loopback addresses and to
+	// CleartextHosts.
+	AllowCleartext bool
+
+	// CleartextHosts are host names (or IP addresses) to which Basic and
+	// Bearer may go over plain http.
+	CleartextHosts []string
+
+	// Jar, when set, receives the cookies of every 401 and 407, and
+	// replays carry the jar's cookies, as http.Client does on redirects.
+	Jar http.CookieJar
+
+	// Logger receives a Debug record for every challenge seen, the
+	// ranking, the choice and every round trip. Secrets are never logged.
+	// Nil logs nothing.
+	Logger *slog.Logger
+
+	cache spaceCache
+}
+
+var discardLogger = slog.New(slog.DiscardHandler)
+
+func (t *Transport) base() http.RoundTripper {
+	if t.Base != nil {
+		return t.Base
+	}
+	return http.DefaultTransport
+}
+
+func (t *Transport) logger() *slog.Logger {
+	if t.Logger != nil {
+		return t.Logger
+	}
+	return discardLogger
+}
+
+func (t *Transport) selector() Selector {
+	if t.Selector != nil {
+		return t.Selector
+	}
+	return StrongestFirst{}
+}
+
+func (t *Transport) maxAnswers() int {
+	if t.MaxAnswers > 0 {
+		return t.MaxAnswers
+	}
+	return DefaultMaxAnswers
+}
+
+func (t *Transport) maxBodyBuffer() int64 {
+	if t.MaxBodyBuffer != 0 {
+		return t.MaxBodyBuffer
+	}
+	return DefaultMaxBodyBuffer
+}
+
+// schemeFor returns the configured scheme named name, or nil.
+func (t *Transport) schemeFor(name string) Scheme {
+	for _, s := range t.Schemes {
+		if strings.EqualFold(s.Name(), name) {
+			return s
+		}
+	}
+	return nil
+}
+
+// proxyURL returns the proxy req goes through, or nil when it goes direct,
+// when the proxy is unknown, or when req is https (a tunnel: the proxy is
+// answered during CONNECT, never with a header the origin would see).
+func (t *Transport) proxyURL(req *http.Request) *url.URL {
+	if req.URL.Scheme != "http" {
+		return nil
+	}
+	proxy := t.Proxy
+	if proxy == nil {
+		if ht, ok := t.base().(*http.Transport); ok {
+			proxy = ht.Proxy
+		}
+	}
+	if proxy == nil {
+		return nil
+	}
+	u, err := proxy(req)
+	if err != nil {
+		return nil
+	}
+	return u
+}
+
+// cleartextRefused reports whether answering with sc in space would send
+// a reusable secret in the clear where the user did not allow it.
+func (t *Transport) cleartextRefused(sc Scheme, space *ProtectionSpace) bool {
+	cs, ok := sc.(CleartextScheme)
+	if !ok || !cs.RevealsSecret() || space.URLScheme == "https" || t.AllowCleartext {
+		return false
+	}
+	if isLoopback(space.Host) {
+		return false
+	}
+	for _, h := range t.CleartextHosts {
+		if strings.EqualFold(strings.Trim(h, "[]"), space.Host) {
+			return false
+		}
+	}
+	return true
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// RoundTrip sends req, answering the challenges it meets. It returns the
+// final response; when nothing can be answered, that is the server's
+// last 401 or 407, untouched.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil {
+		closeBody(req)
+		return nil, errors.New("anyauth: nil Request.URL")
+	}
+	body, err := newReplayBody(req, t.maxBodyBuffer())
+	if err != nil {
+		return nil, err
+	}
+	defer body.close()
+	x := &exchange{
+		t:    t,
+		req:  req,
+		body: body,
+		log:  t.logger(),
+		origin: side{
+			answerHeader:    "Authorization",
+			challengeHeader: "Www-Authenticate",
+			credentials:     t.Credentials,
+			disabled:        req.Header.Get("Authorization") != "",
+		},
+		proxy: side{
+			proxy:           true,
+			answerHeader:    "Proxy-Authorization",
+			challengeHeader: "Proxy-Authenticate",
+			credentials:     t.ProxyCredentials,
+		},
+	}
+	x.proxyURL = t.proxyURL(req)
+	x.proxy.disabled = x.proxyURL == nil || req.Header.Get("Proxy-Authorization") != ""
+	return x.run()
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+// drainAndClose reads a little of a response body that is being thrown
+// away, so the connection can carry the replay, and closes it.
+func drainAndClose(resp *http.Response) {
+	io.CopyN(io.Discard, resp.Body, maxDrain)
+	resp.Body.Close()
+}
+
+// Forget drops every cached protection space, so the next request in each
+// is challenged again.
+func (t *Transport) Forget() {
+	t.cache.mu.Lock()
+	t.cache.entries = nil
+	t.cache.mu.Unlock()
+}
+
+// CloseIdleConnections closes the idle connections of Base, if it can.
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.base().(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// ctxErr returns the context's error, if it is done.
+func ctxErr(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	default:
+		return nil
+	}
+}
