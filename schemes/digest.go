@@ -1,0 +1,179 @@
+package schemes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/anyauth/anyauth"
+)
+
+// Digest answers Digest challenges (RFC 7616, and the RFC 2617 and
+// RFC 2069 forms it keeps compatible).
+//
+// It understands the algorithms MD5, SHA-256, SHA-512-256 (the FIPS 180-4
+// SHA-512/256 function) and SHA-512, each also in its "-sess" variant,
+// named in any case; a challenge without an algorithm means MD5. It
+// answers qop=auth-int (hashing a request body it can read again),
+// qop=auth, and challenges without qop. It sends a hashed user name when
+// the server asks for userhash=true, and a user name that cannot travel in
+// a quoted-string as an RFC 8187 username* parameter.
+//
+// A Digest value is a configuration: the nonce, its nonce count and the
+// credentials live in the Session that Begin returns, which the Transport
+// keeps for the protection space and uses from many goroutines at once.
+// The zero value is ready to use.
+type Digest struct {
+	// RequireMutualAuth makes the server prove that it knows the
+	// password. A response that the server accepted (any status but 401,
+	// or 407 for a proxy) must then carry an Authentication-Info (for a
+	// proxy, Proxy-Authentication-Info) rspauth that matches, or the
+	// request fails with an error wrapping ErrMutualAuth. Because only
+	// the rspauth of a qop=auth or qop-less answer can be checked without
+	// reading the response body, a Digest with RequireMutualAuth answers
+	// with qop=auth rather than auth-int when the server offers both, and
+	// a response to an auth-int answer fails.
+	//
+	// Without it, a mismatching rspauth is logged at Warn level through
+	// the Attempt's Logger and the response is returned, and a missing
+	// one is accepted.
+	RequireMutualAuth bool
+
+	// NoUserhash sends the user name itself (as username, or as
+	// username* when it needs RFC 8187 encoding) even when the challenge
+	// asks for userhash=true. The answer then says userhash=false.
+	NoUserhash bool
+
+	// NoAuthInt answers with qop=auth when the server offers both auth
+	// and auth-int, so that a large request body is not read an extra
+	// time to hash it.
+	NoAuthInt bool
+
+	// Rand is the source of the client nonces (cnonce), 16 bytes per
+	// request. Nil means crypto/rand; tests may set a fixed reader.
+	Rand io.Reader
+
+	// fixedCnonce, when set, is used as the cnonce of every request. It
+	// exists for the tests that reproduce published vectors.
+	fixedCnonce string
+}
+
+// Strengths of Digest answers, the floors a Selector can be given. A
+// Digest answer ranks StrengthDigest plus 0 for MD5, 30 for SHA-256, 50
+// for SHA-512 and 60 for SHA-512-256, plus 10 for a "-sess" algorithm,
+// plus 2 for qop=auth-int, 1 for qop=auth and 0 without qop.
+const (
+	// StrengthDigestMD5 is the strength of an MD5 answer without qop.
+	StrengthDigestMD5 = anyauth.StrengthDigest
+	// StrengthDigestSHA256 is the strength of a SHA-256 answer without
+	// qop: a floor at this value refuses every MD5 answer.
+	StrengthDigestSHA256 = anyauth.StrengthDigest + 30
+	// StrengthDigestSHA512 is the strength of a SHA-512 answer without
+	// qop.
+	StrengthDigestSHA512 = anyauth.StrengthDigest + 50
+	// StrengthDigestSHA512_256 is the strength of a SHA-512-256 answer
+	// without qop, the strongest algorithm RFC 7616 defines.
+	StrengthDigestSHA512_256 = anyauth.StrengthDigest + 60
+)
+
+// Strength bonuses added to an algorithm's strength.
+const (
+	strengthSess    = 10
+	strengthAuthInt = 2
+	strengthAuth    = 1
+)
+
+// Errors of the Digest scheme. Errors returned by Digest and its Session
+// wrap one of these (or the error of the CredentialProvider); none holds
+// a password, an HA1 or a response hash.
+var (
+	// ErrMutualAuth means the server did not prove that it knows the
+	// password: its rspauth did not match, or, with RequireMutualAuth,
+	// it sent none that could be checked.
+	ErrMutualAuth = errors.New("schemes: digest: server failed mutual authentication (rspauth)")
+
+	// ErrBodyNotReadable means the challenge allows only qop=auth-int,
+	// which hashes the request body, and the body cannot be read again
+	// (the request has a body and no GetBody).
+	ErrBodyNotReadable = errors.New("schemes: digest: qop=auth-int needs the request body, which cannot be read again (set Request.GetBody)")
+
+	// ErrUnsupportedAlgorithm means the challenge names an algorithm
+	// Digest does not know.
+	ErrUnsupportedAlgorithm = errors.New("schemes: digest: unsupported algorithm")
+
+	// ErrUnsupportedQop means the challenge's qop list holds neither
+	// auth nor auth-int.
+	ErrUnsupportedQop = errors.New("schemes: digest: unsupported qop")
+
+	// ErrBadChallenge means the challenge cannot be answered for another
+	// reason: it is not a Digest challenge, or it has no nonce.
+	ErrBadChallenge = errors.New("schemes: digest: malformed challenge")
+)
+
+// Name returns "Digest".
+func (Digest) Name() string { return "Digest" }
+
+// Strength reports how strong an answer to c would be, ranking its
+// algorithm, "-sess" and the qop the Session would pick (see the
+// StrengthDigest constants), and false when c is not a Digest challenge
+// Digest can answer: an unknown algorithm, a qop list without auth or
+// auth-int, a token68 form, or no nonce.
+func (d Digest) Strength(c *anyauth.Challenge) (anyauth.Strength, bool) {
+	ch, err := parseDigestChallenge(c)
+	if err != nil {
+		return 0, false
+	}
+	s := ch.alg.strength
+	switch {
+	case ch.qopAuthInt && d.prefersAuthInt(ch):
+		s += strengthAuthInt
+	case ch.qopAuth:
+		s += strengthAuth
+	}
+	return s, true
+}
+
+// prefersAuthInt reports whether d answers ch with auth-int when the body
+// allows it, rather than auth.
+func (d Digest) prefersAuthInt(ch *digestChallenge) bool {
+	if !ch.qopAuth {
+		return true // auth-int is all there is
+	}
+	return !d.NoAuthInt && !d.RequireMutualAuth
+}
+
+// Begin looks up the credentials for a.Space and returns the Session that
+// answers c and the later requests of the space. An error of the
+// CredentialProvider is returned as it is (it may wrap
+// anyauth.ErrNoCredentials); a challenge Digest cannot answer gives an
+// error wrapping ErrUnsupportedAlgorithm, ErrUnsupportedQop or
+// ErrBadChallenge.
+func (d Digest) Begin(ctx context.Context, c *anyauth.Challenge, a *anyauth.Attempt) (anyauth.Session, error) {
+	ch, err := parseDigestChallenge(c)
+	if err != nil {
+		return nil, err
+	}
+	up, err := a.Credentials.Credentials(ctx, &a.Space)
+	if err != nil {
+		return nil, err
+	}
+	if up == nil {
+		return nil, fmt.Errorf("%w: the provider returned none for %s", anyauth.ErrNoCredentials, &a.Space)
+	}
+	logger := a.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &digestSession{
+		cfg:      d,
+		proxy:    a.Space.Proxy,
+		space:    a.Space.String(),
+		logger:   logger,
+		username: up.Username,
+		password: up.Password,
+	}
+	s.state.Store(s.newState(ch, &counter{}, nil))
+	return s, nil
+}
