@@ -1,0 +1,140 @@
+package anyauth_test
+
+import (
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"testing"
+
+	"github.com/anyauth/anyauth"
+	"github.com/anyauth/anyauth/schemes"
+)
+
+// fakeProxy is an http proxy that wants Basic proxy credentials and then
+// plays the origin itself, wanting origin credentials of its own.
+type fakeProxy struct {
+	*httptest.Server
+	mu   sync.Mutex
+	seen []http.Header
+}
+
+func newFakeProxy(t *testing.T) *fakeProxy {
+	p := &fakeProxy{}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.seen = append(p.seen, r.Header.Clone())
+		p.mu.Unlock()
+		if r.Header.Get("Proxy-Authorization") != "Basic "+base64.StdEncoding.EncodeToString([]byte("proxyuser:proxypass")) {
+			w.Header().Set("Proxy-Authenticate", `Basic realm="proxy"`)
+			w.WriteHeader(http.StatusProxyAuthRequired)
+			return
+		}
+		if u, pw, ok := r.BasicAuth(); !ok || u != testUser || pw != testPass {
+			w.Header().Set("WWW-Authenticate", `Basic realm="origin"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, "through")
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+func TestProxyAndOriginAnsweredSeparately(t *testing.T) {
+	p := newFakeProxy(t)
+	proxyURL, _ := url.Parse(p.URL)
+	base := &http.Transport{Proxy: http.ProxyURL(proxyURL)}
+	defer base.CloseIdleConnections()
+	origin := "http://127.0.0.2:9" // never dialled: the proxy answers
+	tr := &anyauth.Transport{
+		Base:             base,
+		Schemes:          []anyauth.Scheme{schemes.Basic{}},
+		Credentials:      anyauth.ForOrigin(origin, testUser, testPass),
+		ProxyCredentials: anyauth.ForOrigin(p.URL, "proxyuser", "proxypass"),
+	}
+	for range 2 {
+		code, body := get(t, tr, origin+"/doc")
+		if code != 200 || body != "through" {
+			t.Fatalf("got %d %q", code, body)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// 407, 401, 200, then 200 preemptively for both.
+	if len(p.seen) != 4 {
+		t.Fatalf("%d round trips, want 4", len(p.seen))
+	}
+	originCreds := "Basic " + base64.StdEncoding.EncodeToString([]byte(testUser+":"+testPass))
+	for i, h := range p.seen {
+		if h.Get("Proxy-Authorization") == originCreds {
+			t.Errorf("round trip %d: origin credentials sent as proxy credentials", i)
+		}
+		if a := h.Get("Authorization"); a != "" && a != originCreds {
+			t.Errorf("round trip %d: Authorization %q", i, a)
+		}
+	}
+	if p.seen[0].Get("Authorization") != "" || p.seen[1].Get("Authorization") != "" {
+		t.Error("origin credentials sent before the origin asked")
+	}
+}
+
+// headerRecorder is a Base that records the requests it is given and
+// answers each with a fixed response.
+type headerRecorder struct {
+	mu      sync.Mutex
+	headers []http.Header
+	status  int
+	header  string
+	value   string
+}
+
+func (h *headerRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	h.mu.Lock()
+	h.headers = append(h.headers, r.Header.Clone())
+	h.mu.Unlock()
+	if r.Body != nil {
+		r.Body.Close()
+	}
+	resp := &http.Response{StatusCode: h.status, Header: http.Header{}, Body: io.NopCloser(http.NoBody), Request: r}
+	resp.Header.Set(h.header, h.value)
+	return resp, nil
+}
+
+func TestProxyAuthorizationNeverSetForHTTPS(t *testing.T) {
+	rec := &headerRecorder{status: 407, header: "Proxy-Authenticate", value: `Basic realm="proxy"`}
+	tr := &anyauth.Transport{
+		Base:             rec,
+		Proxy:            http.ProxyURL(&url.URL{Scheme: "http", Host: "127.0.0.1:3128"}),
+		Schemes:          []anyauth.Scheme{schemes.Basic{}},
+		ProxyCredentials: anyCreds(),
+	}
+	req, _ := http.NewRequest("GET", "https://127.0.0.1:8443/x", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 407 || len(rec.headers) != 1 || rec.headers[0].Get("Proxy-Authorization") != "" {
+		t.Fatalf("status %d after %d round trips: Proxy-Authorization must never ride inside a tunnel", resp.StatusCode, len(rec.headers))
+	}
+}
+
+// A 407 from a server that is not our proxy (no proxy configured) is not
+// answered: proxy credentials never go to an origin.
+func TestOrigin407NotAnsweredWithProxyCredentials(t *testing.T) {
+	var sent []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sent = append(sent, r.Header.Get("Proxy-Authorization"))
+		w.Header().Set("Proxy-Authenticate", `Basic realm="sneaky"`)
+		w.WriteHeader(407)
+	}))
+	defer srv.Close()
+	tr := &anyauth.Transport{Schemes: []anyauth.Scheme{schemes.Basic{}}, ProxyCredentials: anyCreds()}
+	if code, _ := get(t, tr, srv.URL+"/"); code != 407 || len(sent) != 1 || sent[0] != "" {
+		t.Fatalf("status %d, Proxy-Authorization sent: %q", code, sent)
+	}
+}
