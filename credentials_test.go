@@ -1,0 +1,141 @@
+package anyauth_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/anyauth/anyauth"
+)
+
+func space(origin, realm string) *anyauth.ProtectionSpace {
+	s := &anyauth.ProtectionSpace{AuthScheme: "Basic", Realm: realm, Path: "/"}
+	scheme, hostport, _ := strings.Cut(origin, "://")
+	s.URLScheme = scheme
+	s.Host, s.Port, _ = strings.Cut(hostport, ":")
+	return s
+}
+
+func TestForOriginIsScopedToOneOrigin(t *testing.T) {
+	p := anyauth.ForOrigin("https://API.example.com", "u", "p")
+	if up, err := p.Credentials(context.Background(), space("https://api.example.com:443", "r")); err != nil || up.Username != "u" {
+		t.Fatalf("same origin: %v %v", up, err)
+	}
+	for _, other := range []string{"http://api.example.com:80", "https://api.example.com:8443", "https://evil.example.com:443"} {
+		if _, err := p.Credentials(context.Background(), space(other, "r")); !errors.Is(err, anyauth.ErrNoCredentials) {
+			t.Errorf("%s got credentials (err %v)", other, err)
+		}
+	}
+	bad := anyauth.ForOrigin("api.example.com", "u", "p")
+	if _, err := bad.Credentials(context.Background(), space("https://api.example.com:443", "")); err == nil || errors.Is(err, anyauth.ErrNoCredentials) {
+		t.Fatalf("malformed origin gave %v, want a clear error", err)
+	}
+}
+
+func TestCredentialTableMostSpecificWins(t *testing.T) {
+	tab := anyauth.CredentialTable{
+		{Host: "*", UserPassword: anyauth.UserPassword{Username: "any"}},
+		{Host: "h.example", UserPassword: anyauth.UserPassword{Username: "host"}},
+		{Host: "h.example", Realm: "r1", UserPassword: anyauth.UserPassword{Username: "host-realm"}},
+		{Host: "h.example:8080", UserPassword: anyauth.UserPassword{Username: "hostport"}},
+		{Host: "h.example", Proxy: true, UserPassword: anyauth.UserPassword{Username: "proxy"}},
+	}
+	cases := map[string]string{
+		"http://h.example:80|r1":   "host-realm",
+		"http://h.example:80|r2":   "host",
+		"http://h.example:8080|r2": "hostport",
+		"http://other:80|r1":       "any",
+	}
+	for in, want := range cases {
+		origin, realm, _ := strings.Cut(in, "|")
+		up, err := tab.Credentials(context.Background(), space(origin, realm))
+		if err != nil || up.Username != want {
+			t.Errorf("%s: got %v %v, want %s", in, up, err, want)
+		}
+	}
+	ps := space("http://h.example:3128", "")
+	ps.Proxy = true
+	if up, _ := tab.Credentials(context.Background(), ps); up == nil || up.Username != "proxy" {
+		t.Errorf("proxy entry: got %v", up)
+	}
+}
+
+func TestNetrc(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "netrc")
+	content := "# comment\nmachine a.example login alice password \"pa ss\\\"word\"\n" +
+		"macdef init\ncd /pub\n\nmachine b.example login bob\n" + // bob has no password: skipped
+		"machine c.example\n  login carol\n  password c-pass\n" +
+		"default login anon password anon-pass\n"
+	os.WriteFile(path, []byte(content), 0o600)
+	n := &anyauth.Netrc{Path: path}
+	ctx := context.Background()
+	if up, err := n.Credentials(ctx, space("https://A.example:443", "")); err != nil || up.Username != "alice" || up.Password != `pa ss"word` {
+		t.Fatalf("a.example: %v %v", up, err)
+	}
+	if up, err := n.Credentials(ctx, space("http://c.example:8080", "")); err != nil || up.Password != "c-pass" {
+		t.Fatalf("c.example: %v %v", up, err)
+	}
+	for _, h := range []string{"http://b.example:80", "http://z.example:80"} {
+		if _, err := n.Credentials(ctx, space(h, "")); !errors.Is(err, anyauth.ErrNoCredentials) {
+			t.Errorf("%s: err %v, want ErrNoCredentials (default is off)", h, err)
+		}
+	}
+	n.UseDefault = true
+	if up, _ := n.Credentials(ctx, space("http://z.example:80", "")); up == nil || up.Username != "anon" {
+		t.Errorf("default entry not used: %v", up)
+	}
+	if s := fmt.Sprintf("%v %+v %#v %s", n, n, n, n); strings.Contains(s, "pa ss") || strings.Contains(s, "anon-pass") {
+		t.Errorf("netrc printed its secrets: %s", s)
+	}
+	t.Setenv("NETRC", path)
+	if anyauth.NetrcFromEnv().Path != path {
+		t.Error("NETRC not honoured")
+	}
+	missing := &anyauth.Netrc{Path: filepath.Join(dir, "none")}
+	if _, err := missing.Credentials(ctx, space("http://a.example:80", "")); !errors.Is(err, anyauth.ErrNoCredentials) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestCredentialFuncAndChain(t *testing.T) {
+	prompted := 0
+	prompt := anyauth.CredentialFunc(func(ctx context.Context, s *anyauth.ProtectionSpace) (*anyauth.UserPassword, error) {
+		prompted++
+		return &anyauth.UserPassword{Username: "prompted", Password: "x"}, nil
+	})
+	c := anyauth.Chain{anyauth.ForOrigin("http://a.example", "first", "x"), prompt}
+	if up, _ := c.Credentials(context.Background(), space("http://a.example:80", "")); up.Username != "first" || prompted != 0 {
+		t.Errorf("got %v, prompted %d", up, prompted)
+	}
+	if up, _ := c.Credentials(context.Background(), space("http://b.example:80", "")); up.Username != "prompted" || prompted != 1 {
+		t.Errorf("got %v, prompted %d", up, prompted)
+	}
+	boom := errors.New("vault sealed")
+	c = anyauth.Chain{anyauth.CredentialFunc(func(context.Context, *anyauth.ProtectionSpace) (*anyauth.UserPassword, error) { return nil, boom }), prompt}
+	if _, err := c.Credentials(context.Background(), space("http://b.example:80", "")); !errors.Is(err, boom) {
+		t.Errorf("a real error must stop the chain, got %v", err)
+	}
+}
+
+func TestCredentialValuesNeverPrintSecrets(t *testing.T) {
+	const secret = "hunter2-secret"
+	up := anyauth.UserPassword{Username: "alice", Password: secret}
+	values := []any{
+		up, &up,
+		anyauth.ForOrigin("https://x.example", "alice", secret),
+		anyauth.CredentialTable{{Host: "x", UserPassword: up}},
+		struct{ C anyauth.UserPassword }{up},
+	}
+	for _, v := range values {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x"} {
+			if s := fmt.Sprintf(verb, v); strings.Contains(s, secret) || strings.Contains(s, fmt.Sprintf("%x", secret)) {
+				t.Errorf("%s of %T shows the secret: %s", verb, v, s)
+			}
+		}
+	}
+}
