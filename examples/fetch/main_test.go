@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDemoRunsAndExitsZero(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(nil, &out, &errOut); code != 0 {
+		t.Fatalf("demo exit %d\n%s", code, errOut.String())
+	}
+	trace := errOut.String()
+	for _, want := range []string{
+		`ranking order="Digest[231](SHA-256) > Digest[201](MD5) > Basic[100]"`,
+		"chosen scheme=Digest strength=231",
+		`authorization="Digest (preemptive)"`,
+		"skipped scheme=Basic why=\"weaker than an answer already rejected (no downgrade)\"",
+	} {
+		if !strings.Contains(trace, want) {
+			t.Errorf("trace lacks %q", want)
+		}
+	}
+	basic := base64.StdEncoding.EncodeToString([]byte("demo:correct horse"))
+	for _, line := range strings.Split(trace, "\n") {
+		if strings.HasPrefix(line, "* ") && (strings.Contains(line, "correct horse") || strings.Contains(line, basic)) {
+			t.Errorf("a trace line shows the password: %s", line)
+		}
+	}
+	if !strings.Contains(out.String(), "nc=00000003") {
+		t.Errorf("third request did not reuse the nonce: %s", out.String())
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	srv := httptest.NewServer(&demoServer{nonces: map[string]bool{}})
+	defer srv.Close()
+	file := filepath.Join(t.TempDir(), "body")
+	os.WriteFile(file, []byte("from a file"), 0o600)
+	cases := []struct {
+		args []string
+		want int
+		out  string
+	}{
+		{[]string{"-u", "demo:correct horse", srv.URL + "/protected/"}, 0, "Digest SHA-256"},
+		{[]string{"-u", "demo:correct horse", "-d", "@" + file, srv.URL + "/basic/up"}, 0, `"from a file"`},
+		{[]string{"-u", "demo:nope", srv.URL + "/protected/"}, 1, "401"},
+		{[]string{srv.URL + "/protected/"}, 1, "401"},
+		{[]string{"-u", "nocolon", srv.URL + "/protected/"}, 2, ""},
+		{[]string{"-bogus"}, 2, ""},
+		{[]string{"ftp://x"}, 2, ""},
+		{[]string{"a", "b"}, 2, ""},
+		{[]string{"-bearer", "tok", srv.URL}, 2, ""},
+		{[]string{"http://127.0.0.1:1/"}, 2, ""},
+	}
+	for _, c := range cases {
+		var out, errOut bytes.Buffer
+		if got := run(c.args, &out, &errOut); got != c.want {
+			t.Errorf("fetch %q: exit %d, want %d\n%s", c.args, got, c.want, errOut.String())
+		}
+		if !strings.Contains(out.String(), c.out) {
+			t.Errorf("fetch %q: output %q lacks %q", c.args, out.String(), c.out)
+		}
+	}
+}
+
+// A redirect to another origin gets no credentials from -u.
+func TestUserScopedToOrigin(t *testing.T) {
+	var got []string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Header.Get("Authorization"))
+		w.Header().Set("WWW-Authenticate", `Basic realm="other"`)
+		w.WriteHeader(401)
+	}))
+	defer other.Close()
+	home := httptest.NewServer(http.RedirectHandler(other.URL+"/x", http.StatusFound))
+	defer home.Close()
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-u", "a:b", home.URL}, &out, &errOut); code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, a := range got {
+		if a != "" {
+			t.Fatalf("other origin got %q", a)
+		}
+	}
+}
