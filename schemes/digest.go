@@ -174,6 +174,6 @@ func (d Digest) Begin(ctx context.Context, c *anyauth.Challenge, a *anyauth.Atte
 		username: up.Username,
 		password: up.Password,
 	}
-	s.state.Store(s.newState(ch, &counter{}, nil))
+	s.state.Store(s.newState(ch, s.counterLocked(ch.nonce), nil))
 	return s, nil
 }

@@ -43,7 +43,7 @@ type digestState struct {
 }
 
 // Format prints the state without its secret.
-func (st *digestState) Format(f fmt.State, _ rune) {
+func (st digestState) Format(f fmt.State, _ rune) {
 	fmt.Fprintf(f, "{algorithm=%s nonce=%q nc=%d userhash=%t ha1=REDACTED}",
 		st.algorithmName(), st.ch.nonce, st.nc.n.Load(), st.hashed)
 }
@@ -55,13 +55,10 @@ func (st *digestState) algorithmName() string {
 	return st.ch.algName
 }
 
-// retiredNonce remembers the counter of a nonce the session left, so that
-// going back to it (a late nextnonce, a stale challenge that repeats it)
-// continues its count instead of repeating one.
-type retiredNonce struct {
-	nonce string
-	nc    *counter
-}
+// maxRememberedNonces bounds how many nonces a session keeps the count
+// of. Going back to one of them (a late nextnonce, a stale challenge that
+// repeats it) continues its count instead of sending one twice.
+const maxRememberedNonces = 256
 
 // digestSession is the anyauth.Session of Digest. It is safe for
 // concurrent use: Authorize reads an immutable state through an atomic
@@ -78,10 +75,12 @@ type digestSession struct {
 
 	randMu sync.Mutex // serializes reads of cfg.Rand
 
-	mu      sync.Mutex // serializes state changes
-	state   atomic.Pointer[digestState]
-	retired [8]retiredNonce // guarded by mu
-	nextRet int             // guarded by mu
+	mu    sync.Mutex // serializes state changes
+	state atomic.Pointer[digestState]
+	// counters holds the counter of every nonce used lately, oldest
+	// first in order; guarded by mu.
+	counters map[string]*counter
+	order    []string
 }
 
 // String describes the session for logs: the space, user name, algorithm
@@ -140,22 +139,26 @@ func (s *digestSession) adopt(ch *digestChallenge) {
 // adoptLocked is adopt with s.mu held.
 func (s *digestSession) adoptLocked(ch *digestChallenge) {
 	old := s.state.Load()
-	nc := old.nc
-	if ch.nonce != old.ch.nonce {
-		nc = nil
-		for i := range s.retired {
-			if r := &s.retired[i]; r.nc != nil && r.nonce == ch.nonce {
-				nc = r.nc
-				break
-			}
-		}
-		if nc == nil {
-			nc = &counter{}
-		}
-		s.retired[s.nextRet] = retiredNonce{nonce: old.ch.nonce, nc: old.nc}
-		s.nextRet = (s.nextRet + 1) % len(s.retired)
+	s.state.Store(s.newState(ch, s.counterLocked(ch.nonce), old))
+}
+
+// counterLocked returns the counter of nonce, creating it (and forgetting
+// the oldest) when the session has not used the nonce lately.
+func (s *digestSession) counterLocked(nonce string) *counter {
+	if c := s.counters[nonce]; c != nil {
+		return c
 	}
-	s.state.Store(s.newState(ch, nc, old))
+	if s.counters == nil {
+		s.counters = make(map[string]*counter)
+	}
+	if len(s.order) >= maxRememberedNonces {
+		delete(s.counters, s.order[0])
+		s.order = s.order[1:]
+	}
+	c := &counter{}
+	s.counters[nonce] = c
+	s.order = append(s.order, nonce)
+	return c
 }
 
 // Authorize returns the Authorization (or Proxy-Authorization) value for
