@@ -87,7 +87,9 @@ func TestDigestBeginErrors(t *testing.T) {
 	c := parseOne(t, `Digest realm="r", nonce="n"`)
 	providerErr := fmt.Errorf("vault says no: %w", anyauth.ErrNoCredentials)
 	_, err := Digest{}.Begin(context.Background(), c, attempt(anyauth.CredentialFunc(
-		func(context.Context, *anyauth.ProtectionSpace) (*anyauth.UserPassword, error) { return nil, providerErr })))
+		func(context.Context, *anyauth.ProtectionSpace) (*anyauth.UserPassword, error) {
+			return nil, providerErr
+		})))
 	if err != providerErr {
 		t.Errorf("provider error not passed through: %v", err)
 	}
