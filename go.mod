@@ -3,7 +3,6 @@ module github.com/anyauth/anyauth
 go 1.26.8
 
 require (
-	github.com/icholy/digest v1.2.0 // indirect
-	github.com/mccutchen/go-httpbin/v2 v2.26.0 // indirect
-	golang.org/x/oauth2 v0.37.0 // indirect
+	github.com/icholy/digest v1.2.0
+	github.com/mccutchen/go-httpbin/v2 v2.26.0
 )
