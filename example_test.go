@@ -100,8 +100,8 @@ func (s apiKeyScheme) Begin(_ context.Context, c *anyauth.Challenge, _ *anyauth.
 type apiKeySession string
 
 func (s apiKeySession) Authorize(*http.Request) (string, error) { return string(s), nil }
-func (apiKeySession) Refresh(*anyauth.Challenge) bool          { return false }
-func (apiKeySession) Complete(*http.Response) error            { return nil }
+func (apiKeySession) Refresh(*anyauth.Challenge) bool           { return false }
+func (apiKeySession) Complete(*http.Response) error             { return nil }
 
 // Any scheme plugs in: implement Scheme and Session.
 func ExampleScheme() {

@@ -3,6 +3,7 @@ package anyauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -259,3 +260,23 @@ func ctxErr(ctx context.Context) error {
 		return nil
 	}
 }
+
+// String describes the Transport's configuration: its schemes and how
+// many protection spaces it knows. It shows no credential.
+func (t *Transport) String() string {
+	names := make([]string, len(t.Schemes))
+	for i, s := range t.Schemes {
+		names[i] = s.Name()
+	}
+	t.cache.mu.RLock()
+	spaces := 0
+	for _, list := range t.cache.entries {
+		spaces += len(list)
+	}
+	t.cache.mu.RUnlock()
+	return fmt.Sprintf("anyauth.Transport{Schemes:%v, known spaces:%d}", names, spaces)
+}
+
+// Format prints String whatever the verb, so no credential or cached
+// answer can be printed by accident.
+func (t *Transport) Format(f fmt.State, _ rune) { io.WriteString(f, t.String()) }
