@@ -158,4 +158,3 @@ func BenchmarkUpload1GiB(b *testing.B) {
 		b.ReportMetric(float64(alloc)/(1<<20), "MiB-allocated")
 	}
 }
-
