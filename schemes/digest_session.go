@@ -202,21 +202,26 @@ func (s *digestSession) Authorize(req *http.Request) (string, error) {
 		if n > maxNC {
 			return "", fmt.Errorf("schemes: digest: nonce count exhausted for the nonce of %s", s.space)
 		}
-		in.nc = formatNC(n)
-		var err error
-		if in.cnonce, err = s.newCnonce(); err != nil {
+		// nc and cnonce share one allocation.
+		var buf [8 + 64]byte
+		b := appendNC(buf[:0], n)
+		b, err := s.appendCnonce(b)
+		if err != nil {
 			return "", err
 		}
+		both := string(b)
+		in.nc, in.cnonce = both[:8], both[8:]
 	}
 	var respBuf [2 * 64]byte
 	response := appendResponse(respBuf[:0], &in, true)
 	return st.header.format(in.uri, in.cnonce, in.nc, in.qop, response), nil
 }
 
-// newCnonce returns a fresh client nonce: 16 random bytes in hex.
-func (s *digestSession) newCnonce() (string, error) {
+// appendCnonce appends a fresh client nonce to dst: 16 random bytes in
+// hex.
+func (s *digestSession) appendCnonce(dst []byte) ([]byte, error) {
 	if s.cfg.fixedCnonce != "" {
-		return s.cfg.fixedCnonce, nil
+		return append(dst, s.cfg.fixedCnonce...), nil
 	}
 	var b [16]byte
 	if s.cfg.Rand == nil {
@@ -226,21 +231,19 @@ func (s *digestSession) newCnonce() (string, error) {
 		_, err := io.ReadFull(s.cfg.Rand, b[:])
 		s.randMu.Unlock()
 		if err != nil {
-			return "", fmt.Errorf("schemes: digest: reading a cnonce from Digest.Rand: %w", err)
+			return nil, fmt.Errorf("schemes: digest: reading a cnonce from Digest.Rand: %w", err)
 		}
 	}
-	return hex.EncodeToString(b[:]), nil
+	return hex.AppendEncode(dst, b[:]), nil
 }
 
-// formatNC formats n as the 8 lower-case hex digits of nc.
-func formatNC(n uint64) string {
+// appendNC appends n as the 8 lower-case hex digits of nc.
+func appendNC(dst []byte, n uint64) []byte {
 	const digits = "0123456789abcdef"
-	var b [8]byte
-	for i := len(b) - 1; i >= 0; i-- {
-		b[i] = digits[n&0xf]
-		n >>= 4
+	for shift := 28; shift >= 0; shift -= 4 {
+		dst = append(dst, digits[(n>>uint(shift))&0xf])
 	}
-	return string(b[:])
+	return dst
 }
 
 // requestTarget returns the request-target that req's request line will
