@@ -248,7 +248,9 @@ func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool
 			return true, nil
 		}
 		x.debug("anyauth: answer rejected", slog.String("space", s.entry.space.String()), slog.Bool("preemptive", s.fromCache))
-		s.floor = max(s.floor, s.entry.strength)
+		if !x.t.AllowDowngrade {
+			s.floor = max(s.floor, s.entry.strength)
+		}
 		if s.fromCache {
 			x.t.cache.remove(s.entry)
 		}

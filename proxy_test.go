@@ -138,3 +138,11 @@ func TestOrigin407NotAnsweredWithProxyCredentials(t *testing.T) {
 		t.Fatalf("status %d, Proxy-Authorization sent: %q", code, sent)
 	}
 }
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}

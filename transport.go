@@ -70,6 +70,12 @@ type Transport struct {
 	// a request costs at most five round trips.
 	MaxAnswers int
 
+	// AllowDowngrade lets a request that had an answer rejected try a
+	// weaker scheme next (Basic after Digest, say). Off by default: a
+	// server, or someone in the middle, could otherwise talk a client
+	// down to the weakest scheme it has.
+	AllowDowngrade bool
+
 	// AllowCleartext lets Basic and Bearer go over plain http to any host.
 	// By default they go in the clear only to loopback addresses and to
 	// CleartextHosts.
