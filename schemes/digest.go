@@ -25,6 +25,16 @@ import (
 // credentials live in the Session that Begin returns, which the Transport
 // keeps for the protection space and uses from many goroutines at once.
 // The zero value is ready to use.
+//
+// The Session signs the request-target as the request line carries it
+// (path and query for an origin, the absolute URL for a proxy), counts nc
+// atomically per nonce so that no count is ever sent twice for a nonce,
+// and draws a fresh 16-byte cnonce for every request. It adopts a
+// stale=true challenge of its realm (new nonce, count restarted, same
+// credentials) unless its algorithm is weaker, adopts the nextnonce of
+// Authentication-Info, and checks rspauth against the cnonce and nc of the
+// request that got the response (see RequireMutualAuth). Its printed form
+// shows neither the password nor HA1.
 type Digest struct {
 	// RequireMutualAuth makes the server prove that it knows the
 	// password. A response that the server accepted (any status but 401,
@@ -52,7 +62,8 @@ type Digest struct {
 	NoAuthInt bool
 
 	// Rand is the source of the client nonces (cnonce), 16 bytes per
-	// request. Nil means crypto/rand; tests may set a fixed reader.
+	// request; a Session serializes its reads. Nil means crypto/rand,
+	// which is what anything but a test should use.
 	Rand io.Reader
 
 	// fixedCnonce, when set, is used as the cnonce of every request. It
@@ -108,7 +119,8 @@ var (
 	ErrUnsupportedQop = errors.New("schemes: digest: unsupported qop")
 
 	// ErrBadChallenge means the challenge cannot be answered for another
-	// reason: it is not a Digest challenge, or it has no nonce.
+	// reason: it is not a Digest challenge, it has no nonce, or it names
+	// a "-sess" algorithm without qop (its A1 needs a cnonce).
 	ErrBadChallenge = errors.New("schemes: digest: malformed challenge")
 )
 
@@ -119,7 +131,8 @@ func (Digest) Name() string { return "Digest" }
 // algorithm, "-sess" and the qop the Session would pick (see the
 // StrengthDigest constants), and false when c is not a Digest challenge
 // Digest can answer: an unknown algorithm, a qop list without auth or
-// auth-int, a token68 form, or no nonce.
+// auth-int, a "-sess" algorithm without qop, a token68 form, or no
+// nonce.
 func (d Digest) Strength(c *anyauth.Challenge) (anyauth.Strength, bool) {
 	ch, err := parseDigestChallenge(c)
 	if err != nil {

@@ -195,7 +195,8 @@ func (s *digestSession) Authorize(req *http.Request) (string, error) {
 	case ch.qopAuth:
 		in.qop = "auth"
 	case ch.qopAuthInt:
-		return "", fmt.Errorf("%w (%s %s)", ErrBodyNotReadable, req.Method, in.uri)
+		// The path only: a query may hold a token.
+		return "", fmt.Errorf("%w (%s %s)", ErrBodyNotReadable, in.method, req.URL.EscapedPath())
 	}
 	if in.qop != "" {
 		n := st.nc.n.Add(1)
@@ -289,13 +290,22 @@ func requestHost(req *http.Request) string {
 // session takes its nonce, opaque, algorithm and qop, its nonce count
 // restarts, and Refresh returns true so the Transport retries with the
 // same credentials. Any other challenge means the answer was rejected:
-// Refresh returns false and changes nothing.
+// Refresh returns false and changes nothing. That includes a stale
+// challenge whose algorithm is weaker than the session's (a downgrade).
 func (s *digestSession) Refresh(c *anyauth.Challenge) bool {
 	ch, err := parseDigestChallenge(c)
 	if err != nil || !ch.stale {
 		return false
 	}
-	if ch.realm != s.state.Load().ch.realm {
+	cur := s.state.Load().ch
+	if ch.realm != cur.realm {
+		return false
+	}
+	// A stale challenge must not weaken the answer: a forged one could
+	// otherwise move a SHA-256 session to MD5 without a rejection.
+	if ch.alg.strength < cur.alg.strength {
+		s.logger.Warn("digest: refusing a stale challenge with a weaker algorithm", "space", s.space,
+			"algorithm", truncateForError(ch.algName))
 		return false
 	}
 	s.adopt(ch)

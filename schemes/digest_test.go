@@ -462,8 +462,12 @@ func TestDigestRefresh(t *testing.T) {
 	if len(p["response"]) != 64 {
 		t.Errorf("SHA-256 not adopted: %v", p)
 	}
+	// A stale challenge may not downgrade the algorithm.
+	if s.Refresh(parseOne(t, `Digest realm="r", nonce="n3", qop=auth, algorithm=MD5, stale=true`)) {
+		t.Error("stale challenge downgraded SHA-256 to MD5")
+	}
 	// Going back to n1 (a stale challenge repeating it) continues its count.
-	if !s.Refresh(parseOne(t, `Digest realm="r", nonce="n1", qop=auth, algorithm=MD5, opaque="o1", stale=true`)) {
+	if !s.Refresh(parseOne(t, `Digest realm="r", nonce="n1", qop=auth, algorithm=SHA-256, opaque="o1", stale=true`)) {
 		t.Fatal("refused")
 	}
 	if p := get(); p["nonce"] != "n1" || p["nc"] != "00000004" {
