@@ -193,4 +193,3 @@ func FuzzTransport(f *testing.F) {
 		}
 	})
 }
-

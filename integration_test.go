@@ -1,0 +1,392 @@
+package anyauth_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anyauth/anyauth"
+	"github.com/anyauth/anyauth/internal/testserver"
+	"github.com/anyauth/anyauth/schemes"
+	"github.com/mccutchen/go-httpbin/v2/httpbin"
+)
+
+// Integration tests: the Transport against real servers. go-httpbin runs
+// in process; Apache httpd and lighttpd are started from their Debian
+// packages by internal/testserver, once per test binary. Under CI=true a
+// missing server fails the test; elsewhere it skips, saying why.
+
+var (
+	serversMu sync.Mutex
+	servers   = map[string]*testserver.Server{}
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	serversMu.Lock()
+	for _, s := range servers {
+		s.Close()
+	}
+	serversMu.Unlock()
+	os.Exit(code)
+}
+
+// realServer starts (once) and returns the named server.
+func realServer(t *testing.T, name string, start func() (*testserver.Server, error)) *testserver.Server {
+	t.Helper()
+	serversMu.Lock()
+	defer serversMu.Unlock()
+	if s := servers[name]; s != nil {
+		return s
+	}
+	s, err := start()
+	if err != nil {
+		if os.Getenv("CI") == "true" || !errors.Is(err, testserver.ErrNotInstalled) {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Skipf("%s not installed (run make test, which installs it): %v", name, err)
+	}
+	servers[name] = s
+	return s
+}
+
+func apache(t *testing.T) *testserver.Server { return realServer(t, "apache", testserver.StartApache) }
+func lighttpd(t *testing.T) *testserver.Server {
+	return realServer(t, "lighttpd", testserver.StartLighttpd)
+}
+
+// authRecorder is a Base that records the scheme of every Authorization it
+// sends, so a test sees what was chosen.
+type authRecorder struct {
+	mu      sync.Mutex
+	base    http.RoundTripper
+	schemes []string
+}
+
+func (a *authRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	scheme := ""
+	if cs := anyauth.ParseChallenges(r.Header.Get("Authorization")); len(cs) == 1 {
+		scheme = cs[0].Scheme
+		if alg := cs[0].Param("algorithm"); alg != "" {
+			scheme += " " + alg
+		}
+		if cs[0].Param("userhash") == "true" {
+			scheme += " userhash"
+		}
+	}
+	a.mu.Lock()
+	a.schemes = append(a.schemes, scheme)
+	a.mu.Unlock()
+	return a.base.RoundTrip(r)
+}
+
+func (a *authRecorder) sent() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.schemes...)
+}
+
+func newRecordingTransport(origin, user, pass string) (*anyauth.Transport, *authRecorder) {
+	rec := &authRecorder{base: &http.Transport{}}
+	return &anyauth.Transport{
+		Base:        rec,
+		Schemes:     []anyauth.Scheme{schemes.Digest{}, schemes.Basic{}},
+		Credentials: anyauth.ForOrigin(origin, user, pass),
+	}, rec
+}
+
+func mustGet(t *testing.T, rt http.RoundTripper, url string, want int) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("GET %s: %s %q, want %d", url, resp.Status, b, want)
+	}
+	return string(b)
+}
+
+func TestHTTPBin(t *testing.T) {
+	srv := httptest.NewServer(httpbin.New())
+	defer srv.Close()
+	cases := []struct{ path, scheme string }{
+		{"/basic-auth/alice/s3cret", "Basic"},
+		{"/digest-auth/auth/alice/s3cret/MD5", "Digest MD5"},
+		{"/digest-auth/auth/alice/s3cret/SHA-256", "Digest SHA-256"},
+	}
+	for _, c := range cases {
+		t.Run(c.path, func(t *testing.T) {
+			tr, rec := newRecordingTransport(srv.URL, "alice", "s3cret")
+			for range 3 {
+				if body := mustGet(t, tr, srv.URL+c.path, 200); !strings.Contains(body, `"authenticated": true`) {
+					t.Fatalf("body %s", body)
+				}
+			}
+			want := []string{"", c.scheme, c.scheme, c.scheme} // 3 requests, 4 round trips
+			if got := rec.sent(); strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Fatalf("sent %q, want %q", got, want)
+			}
+			wrong, _ := newRecordingTransport(srv.URL, "alice", "wrong")
+			mustGet(t, wrong, srv.URL+c.path, 401)
+		})
+	}
+}
+
+// checkHits compares the server's access log for prefix with what a test
+// expects: total round trips and 401s.
+func checkHits(t *testing.T, s *testserver.Server, prefix string, total, unauthorized int) {
+	t.Helper()
+	gotTotal, gotUnauth := s.Hits(prefix)
+	if gotTotal != total || gotUnauth != unauthorized {
+		t.Errorf("%s %s: %d round trips with %d 401s, want %d with %d\n%s", s.Name, prefix, gotTotal, gotUnauth, total, unauthorized, s.AccessLog())
+	}
+}
+
+func TestApacheBasic(t *testing.T) {
+	s := apache(t)
+	tr, rec := newRecordingTransport(s.URL, testserver.User, testserver.Password)
+	url := s.URL + testserver.PathBasic + "index.txt"
+	for range 5 {
+		if body := mustGet(t, tr, url, 200); body != testserver.IndexContent(testserver.PathBasic) {
+			t.Fatalf("body %q", body)
+		}
+	}
+	checkHits(t, s, testserver.PathBasic+"index.txt", 6, 1)
+	if got := strings.Join(rec.sent(), ","); got != ",Basic,Basic,Basic,Basic,Basic" {
+		t.Errorf("sent %s", got)
+	}
+}
+
+// Apache mod_auth_digest: MD5, qop=auth, AuthDigestNcCheck On, and an
+// Authentication-Info rspauth on every 200, verified (RequireMutualAuth).
+func TestApacheDigest(t *testing.T) {
+	s := apache(t)
+	tr, rec := newRecordingTransport(s.URL, testserver.User, testserver.Password)
+	tr.Schemes = []anyauth.Scheme{schemes.Digest{RequireMutualAuth: true}}
+	url := s.URL + testserver.PathDigest + "index.txt"
+	for range 5 {
+		if body := mustGet(t, tr, url, 200); body != testserver.IndexContent(testserver.PathDigest) {
+			t.Fatalf("body %q", body)
+		}
+	}
+	checkHits(t, s, testserver.PathDigest+"index.txt", 6, 1)
+	if got := strings.Join(rec.sent(), ","); got != ",Digest MD5,Digest MD5,Digest MD5,Digest MD5,Digest MD5" {
+		t.Errorf("sent %s", got)
+	}
+	// The domain parameter (/digest/) covers the whole directory.
+	mustGet(t, tr, s.URL+testserver.PathDigest, 200)
+	checkHits(t, s, testserver.PathDigest, 7, 1)
+}
+
+// A POST body replayed after Apache's 401, from each kind of body.
+func TestApacheDigestPostReplay(t *testing.T) {
+	s := apache(t)
+	payload := bytes.Repeat([]byte("anyauth replay "), 8000) // 120 kB
+	file := filepath.Join(t.TempDir(), "payload")
+	if err := os.WriteFile(file, payload, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bodies := map[string]func() io.Reader{
+		"bytes.Reader (GetBody)": func() io.Reader { return bytes.NewReader(payload) },
+		"*os.File (seek)": func() io.Reader {
+			f, err := os.Open(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		},
+		"plain reader (buffered)": func() io.Reader { return io.MultiReader(bytes.NewReader(payload)) },
+	}
+	for name, mk := range bodies {
+		for _, path := range []string{testserver.PathDigest, testserver.PathBasic} {
+			t.Run(name+path, func(t *testing.T) {
+				tr, _ := newRecordingTransport(s.URL, testserver.User, testserver.Password)
+				req, _ := http.NewRequest("POST", s.URL+path+"echo", mk())
+				req.ContentLength = int64(len(payload))
+				resp, err := tr.RoundTrip(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				got, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != 200 || string(got) != testserver.EchoReply(payload) {
+					t.Fatalf("%s: %q, want %q", resp.Status, got, testserver.EchoReply(payload))
+				}
+			})
+		}
+	}
+}
+
+// Apache's /multi/ sends a Basic line and a Digest line: Digest is chosen.
+func TestApacheTwoChallengeLinesDigestChosen(t *testing.T) {
+	s := apache(t)
+	tr, rec := newRecordingTransport(s.URL, testserver.User, testserver.Password)
+	mustGet(t, tr, s.URL+testserver.PathMulti+"index.txt", 200)
+	if got := strings.Join(rec.sent(), ","); got != ",Digest MD5" {
+		t.Fatalf("sent %s, want Digest after the 401", got)
+	}
+}
+
+// Apache's /digest-stale/ nonces live 2 s: after that the cached answer
+// meets stale=true and is retried once with the new nonce, without asking
+// for credentials again.
+func TestApacheDigestStaleNonce(t *testing.T) {
+	s := apache(t)
+	var asked atomic.Int32
+	tr, _ := newRecordingTransport(s.URL, "", "")
+	tr.Credentials = anyauth.CredentialFunc(func(ctx context.Context, sp *anyauth.ProtectionSpace) (*anyauth.UserPassword, error) {
+		asked.Add(1)
+		return &anyauth.UserPassword{Username: testserver.User, Password: testserver.Password}, nil
+	})
+	url := s.URL + testserver.PathDigestStale + "index.txt"
+	mustGet(t, tr, url, 200)
+	time.Sleep(testserver.StaleNonceWait)
+	mustGet(t, tr, url, 200)
+	if asked.Load() != 1 {
+		t.Errorf("credentials asked for %d times, want once", asked.Load())
+	}
+	hits := s.Requests(testserver.PathDigestStale)
+	var statuses []int
+	for _, h := range hits {
+		statuses = append(statuses, h.Status)
+	}
+	if fmt.Sprint(statuses) != "[401 200 401 200]" {
+		t.Fatalf("statuses %v, want [401 200 401 200]", statuses)
+	}
+}
+
+func TestApacheWrongPassword(t *testing.T) {
+	s := apache(t)
+	for _, path := range []string{testserver.PathBasic, testserver.PathDigest} {
+		tr, _ := newRecordingTransport(s.URL, testserver.User, "wrong")
+		before, _ := s.Hits(path + "wrong.txt")
+		mustGet(t, tr, s.URL+path+"wrong.txt", 401)
+		if after, _ := s.Hits(path + "wrong.txt"); after-before != 2 {
+			t.Errorf("%s: %d round trips for a wrong password, want 2", path, after-before)
+		}
+	}
+}
+
+// Concurrent requests on one Digest space of Apache whose nonces go stale
+// every 2 s: every request succeeds. (Apache's /digest/ has
+// AuthDigestNcCheck On, which refuses an nc that arrives after a higher
+// one of the same client: concurrent requests on several connections
+// cannot keep that order, so that location is tested sequentially.)
+func TestApacheDigestConcurrent(t *testing.T) {
+	s := apache(t)
+	tr, _ := newRecordingTransport(s.URL, testserver.User, testserver.Password)
+	name := fmt.Sprintf("concurrent-%d.txt", time.Now().UnixNano())
+	url := s.URL + testserver.PathDigestStale + name
+	const goroutines, each = 8, 12
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				req, _ := http.NewRequest("GET", url, nil)
+				resp, err := tr.RoundTrip(req)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 404 { // authenticated: the file does not exist
+					failed.Add(1)
+				}
+				time.Sleep(250 * time.Millisecond) // 3 s in all: nonces go stale on the way
+			}
+		}()
+	}
+	wg.Wait()
+	total, unauth := s.Hits(testserver.PathDigestStale + name)
+	t.Logf("%d concurrent requests: %d round trips, %d 401s", goroutines*each, total, unauth)
+	if failed.Load() > 0 {
+		t.Fatalf("%d of %d requests failed", failed.Load(), goroutines*each)
+	}
+	// One 401 per goroutine at the start, and at most one per goroutine
+	// each time the nonce goes stale (twice in 3 s).
+	if unauth > 3*goroutines {
+		t.Fatalf("%d 401s for %d goroutines", unauth, goroutines)
+	}
+}
+
+// lighttpd: the RFC 7616 algorithms Apache lacks.
+func TestLighttpdDigestAlgorithms(t *testing.T) {
+	s := lighttpd(t)
+	cases := []struct{ path, want string }{
+		{testserver.PathMD5, "Digest MD5"},
+		{testserver.PathSHA256, "Digest SHA-256"},
+		{testserver.PathSHA512_256, "Digest SHA-512-256"},
+		{testserver.PathMulti, "Digest SHA-256"},             // SHA-256 and MD5 offered
+		{testserver.PathUserhash, "Digest SHA-256 userhash"}, // userhash=true
+	}
+	for _, c := range cases {
+		t.Run(c.path, func(t *testing.T) {
+			tr, rec := newRecordingTransport(s.URL, testserver.User, testserver.Password)
+			for range 3 {
+				if body := mustGet(t, tr, s.URL+c.path+"index.txt", 200); body != testserver.IndexContent(c.path) {
+					t.Fatalf("body %q", body)
+				}
+			}
+			if got, want := strings.Join(rec.sent(), ","), ","+strings.Repeat(c.want+",", 3); got+"," != want {
+				t.Errorf("sent %s, want %s", got, strings.TrimSuffix(want, ","))
+			}
+			checkHits(t, s, c.path+"index.txt", 4, 1)
+		})
+	}
+}
+
+func TestLighttpdPostReplay(t *testing.T) {
+	s := lighttpd(t)
+	payload := bytes.Repeat([]byte("x"), 70_000)
+	tr, _ := newRecordingTransport(s.URL, testserver.User, testserver.Password)
+	req, _ := http.NewRequest("PUT", s.URL+testserver.PathSHA512_256+"echo", bytes.NewReader(payload))
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(got) != testserver.EchoReply(payload) {
+		t.Fatalf("%s %q", resp.Status, got)
+	}
+}
+
+// A floor of Digest SHA-256 refuses Apache's MD5 on the first challenge
+// and answers lighttpd's SHA-256.
+func TestFloorAgainstRealServers(t *testing.T) {
+	a, l := apache(t), lighttpd(t)
+	for _, c := range []struct {
+		url  string
+		want int
+	}{
+		{a.URL + testserver.PathDigest + "index.txt", 401},
+		{a.URL + testserver.PathBasic + "index.txt", 401},
+		{l.URL + testserver.PathSHA256 + "index.txt", 200},
+	} {
+		tr, rec := newRecordingTransport(c.url[:strings.Index(c.url[7:], "/")+7], testserver.User, testserver.Password)
+		tr.Selector = anyauth.StrongestFirst{Floor: schemes.StrengthDigestSHA256}
+		mustGet(t, tr, c.url, c.want)
+		if c.want == 401 && len(rec.sent()) != 1 {
+			t.Errorf("%s: %d round trips, want 1 (nothing answered below the floor)", c.url, len(rec.sent()))
+		}
+	}
+}
