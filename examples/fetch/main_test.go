@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/anyauth/anyauth/internal/testserver"
 )
 
 func TestDemoRunsAndExitsZero(t *testing.T) {
@@ -88,6 +91,37 @@ func TestUserScopedToOrigin(t *testing.T) {
 	for _, a := range got {
 		if a != "" {
 			t.Fatalf("other origin got %q", a)
+		}
+	}
+}
+
+// The acceptance runs, against the real servers: five GETs on
+// Apache's Digest location cost one 401 and five 200s; lighttpd's two
+// challenges (SHA-256 and MD5) are answered with SHA-256.
+func TestFetchAgainstRealServers(t *testing.T) {
+	apache := testserver.StartForTest(t, testserver.StartApache)
+	var out, errOut bytes.Buffer
+	url := apache.URL + testserver.PathDigest
+	if code := run([]string{"-u", testserver.User + ":" + testserver.Password, "-n", "5", url}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut.String())
+	}
+	var statuses []int
+	for _, h := range apache.Requests(testserver.PathDigest) {
+		statuses = append(statuses, h.Status)
+	}
+	if fmt.Sprint(statuses) != "[401 200 200 200 200 200]" {
+		t.Fatalf("Apache saw %v, want one 401 and five 200s", statuses)
+	}
+
+	lighttpd := testserver.StartForTest(t, testserver.StartLighttpd)
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"-v", "-u", testserver.User + ":" + testserver.Password, lighttpd.URL + testserver.PathMulti}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut.String())
+	}
+	for _, want := range []string{"ranking order=\"Digest[231](SHA-256) > Digest[201](MD5)\"", "chosen scheme=Digest strength=231"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("trace lacks %q:\n%s", want, errOut.String())
 		}
 	}
 }
