@@ -5,7 +5,10 @@ GO       ?= go
 SERVERS  := /usr/sbin/apache2 /usr/sbin/lighttpd
 PACKAGES := apache2 apache2-utils lighttpd
 
-.PHONY: deps test servers fuzz
+.PHONY: deps test lint fuzz-short servers fuzz
+
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME    ?= 20s
 
 # Install the servers if one is missing (only as root, Debian/apt), then
 # fetch the Go modules. A temporary policy-rc.d keeps the packages from
@@ -26,13 +29,27 @@ deps:
 	fi
 	$(GO) mod download
 
-test: deps
-	$(GO) vet ./...
+# Everything CI checks: formatting, vet, staticcheck, every test under the
+# race detector (integration tests start the real servers themselves), then
+# each fuzz target for FUZZTIME so a regression in the corpus is caught.
+test: deps lint
 	$(GO) test -race -count=1 -timeout 8m ./...
+	$(MAKE) fuzz-short
+
+lint:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+fuzz-short:
+	$(GO) test -run='^$$' -fuzz='^FuzzParseChallenges$$' -fuzztime=$(FUZZTIME) .
+	$(GO) test -run='^$$' -fuzz='^FuzzTransport$$' -fuzztime=$(FUZZTIME) .
+	$(GO) test -run='^$$' -fuzz='^FuzzDigestAuthorize$$' -fuzztime=$(FUZZTIME) ./schemes
 
 # Run both servers until Ctrl-C, to point a client at them.
 servers:
 	$(GO) run ./internal/testserver/cmd/testservers
 
+# Longer fuzzing: make fuzz FUZZTIME=10m
 fuzz:
-	$(GO) test -run=^$$ -fuzz=FuzzParseChallenges -fuzztime=60s .
+	$(MAKE) fuzz-short FUZZTIME=$(if $(filter 20s,$(FUZZTIME)),5m,$(FUZZTIME))

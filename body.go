@@ -74,11 +74,6 @@ func newReplayBody(req *http.Request, limit int64) (*replayBody, error) {
 	return b, nil
 }
 
-// empty reports whether the request has no body.
-func (b *replayBody) empty() bool {
-	return b.orig == nil && b.getBody == nil && b.buf == nil && b.seeker == nil
-}
-
 // canReplay reports whether next can hand out the body once more.
 func (b *replayBody) canReplay() bool { return !b.stream || b.sends == 0 }
 

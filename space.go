@@ -43,23 +43,6 @@ func (s *ProtectionSpace) String() string {
 	return kind + " " + s.Origin() + s.Path + " " + s.AuthScheme + " realm=" + quoteForLog(s.Realm)
 }
 
-// sameOrigin reports whether u is on the space's origin.
-func (s *ProtectionSpace) sameOrigin(u *url.URL) bool {
-	o := originOf(u)
-	return o.URLScheme == s.URLScheme && o.Host == s.Host && o.Port == s.Port
-}
-
-// covers reports whether a request to u falls in the space.
-func (s *ProtectionSpace) covers(u *url.URL) bool {
-	if !s.sameOrigin(u) {
-		return false
-	}
-	if s.Proxy {
-		return true
-	}
-	return strings.HasPrefix(pathOf(u), s.Path)
-}
-
 // originOf returns a space holding only u's origin.
 func originOf(u *url.URL) ProtectionSpace {
 	scheme := strings.ToLower(u.Scheme)

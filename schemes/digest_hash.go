@@ -61,17 +61,6 @@ func lookupAlgorithm(name string) (digestAlgorithm, bool) {
 	return a, ok
 }
 
-// hexLen is the length of a hex-encoded digest of h.
-func (h hashFunc) hexLen() int {
-	if h == hashMD5 {
-		return 2 * md5.Size
-	}
-	if h == hashSHA512 {
-		return 2 * sha512.Size
-	}
-	return 2 * sha256.Size // SHA-256 and SHA-512/256
-}
-
 // new returns a hash.Hash computing h, for data that is streamed.
 func (h hashFunc) new() hash.Hash {
 	switch h {

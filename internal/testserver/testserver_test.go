@@ -236,7 +236,7 @@ func TestApache(t *testing.T) {
 
 	// /multi/ also takes Basic, since its Basic line is a real alternative
 	// only in the eyes of the client: Apache checks Digest and refuses it.
-	resp, body = do(t, "GET", s.URL+PathMulti+"index.txt", "", basic)
+	resp, _ = do(t, "GET", s.URL+PathMulti+"index.txt", "", basic)
 	t.Logf("apache %s with Basic credentials: %s", PathMulti, resp.Status)
 
 	// Digest with nonce-count checking.
