@@ -270,9 +270,11 @@ func TestApacheDigestStaleNonce(t *testing.T) {
 	}
 }
 
+// A wrong password costs one answer. On /multi/ (Basic and Digest
+// offered) the rejected Digest is not followed by Basic: no downgrade.
 func TestApacheWrongPassword(t *testing.T) {
 	s := apache(t)
-	for _, path := range []string{testserver.PathBasic, testserver.PathDigest} {
+	for _, path := range []string{testserver.PathBasic, testserver.PathDigest, testserver.PathMulti} {
 		tr, _ := newRecordingTransport(s.URL, testserver.User, "wrong")
 		before, _ := s.Hits(path + "wrong.txt")
 		mustGet(t, tr, s.URL+path+"wrong.txt", 401)
