@@ -110,9 +110,18 @@ func TestProxyAuthorizationNeverSetForHTTPS(t *testing.T) {
 		Base:             rec,
 		Proxy:            http.ProxyURL(&url.URL{Scheme: "http", Host: "127.0.0.1:3128"}),
 		Schemes:          []anyauth.Scheme{schemes.Basic{}},
-		ProxyCredentials: anyCreds(),
+		ProxyCredentials: anyauth.CredentialTable{{Host: "*", Proxy: true, UserPassword: anyauth.UserPassword{Username: "u", Password: "p"}}},
 	}
-	req, _ := http.NewRequest("GET", "https://127.0.0.1:8443/x", nil)
+	// The same setup answers the 407 of a plain-http request...
+	req, _ := http.NewRequest("GET", "http://127.0.0.1:8080/x", nil)
+	if resp, err := tr.RoundTrip(req); err != nil || len(rec.headers) != 2 || rec.headers[1].Get("Proxy-Authorization") == "" {
+		t.Fatalf("plain http 407 not answered: %v, %d round trips", err, len(rec.headers))
+	} else {
+		resp.Body.Close()
+	}
+	rec.headers = nil
+	// ...but never that of an https one.
+	req, _ = http.NewRequest("GET", "https://127.0.0.1:8443/x", nil)
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)

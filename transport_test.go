@@ -213,6 +213,47 @@ func TestBodyReplayedEveryWay(t *testing.T) {
 	}
 }
 
+// A transport may still read an attempt's body after returning its
+// response. For a seekable body that shares one file offset, such a late
+// read must fail rather than eat into the replay.
+func TestLateReadOfSeekableBodyCannotCorruptReplay(t *testing.T) {
+	payload := strings.Repeat("abcdefghij", 1000)
+	file := filepath.Join(t.TempDir(), "body")
+	os.WriteFile(file, []byte(payload), 0o600)
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first io.Reader
+	var replayed string
+	var lateErr error
+	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if first == nil {
+			first = r.Body // not read now: "the transport is still writing"
+			h := http.Header{}
+			h.Set("WWW-Authenticate", `Basic realm="r"`)
+			return &http.Response{StatusCode: 401, Header: h, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+		}
+		_, lateErr = first.Read(make([]byte, 100)) // the old attempt reads late
+		b, _ := io.ReadAll(r.Body)
+		replayed = string(b)
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+	})
+	tr := &anyauth.Transport{Base: base, Schemes: []anyauth.Scheme{schemes.Basic{}}, Credentials: anyCreds()}
+	req, _ := http.NewRequest("PUT", "http://127.0.0.1:9/up", f)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if lateErr == nil {
+		t.Error("a late read of the first attempt's body succeeded")
+	}
+	if replayed != payload {
+		t.Fatalf("replay sent %d bytes, want the whole %d-byte file", len(replayed), len(payload))
+	}
+}
+
 func TestUnreplayableBodyGivesTypedError(t *testing.T) {
 	srv := newBasicServer(t)
 	tr := basicTransport(srv.URL)
