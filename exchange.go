@@ -82,13 +82,15 @@ func (x *exchange) run() (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		x.debug("anyauth: round trip",
-			slog.Int("n", x.sent),
-			slog.String("method", out.Method),
-			slog.String("url", safeURL(out.URL)),
-			slog.String("authorization", describe(&x.origin)),
-			slog.String("proxy_authorization", describe(&x.proxy)),
-			slog.Int("status", resp.StatusCode))
+		if x.log.Enabled(x.ctx(), slog.LevelDebug) {
+			x.debug("anyauth: round trip",
+				slog.Int("n", x.sent),
+				slog.String("method", out.Method),
+				slog.String("url", safeURL(out.URL)),
+				slog.String("authorization", describe(&x.origin)),
+				slog.String("proxy_authorization", describe(&x.proxy)),
+				slog.Int("status", resp.StatusCode))
+		}
 		var s *side
 		switch resp.StatusCode {
 		case http.StatusUnauthorized:
