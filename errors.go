@@ -22,6 +22,7 @@ type BodyNotReplayableError struct {
 	Limit  int64  // Transport.MaxBodyBuffer in force
 }
 
+// Error says what happened and how to make the body replayable.
 func (e *BodyNotReplayableError) Error() string {
 	return fmt.Sprintf("anyauth: %s %s was answered %d, but its body (no GetBody, not seekable, over the %d-byte buffer limit) was already sent and cannot be replayed; "+
 		"set Request.GetBody (http.NewRequest does so for *bytes.Reader, *bytes.Buffer and *strings.Reader), pass an *os.File, or raise Transport.MaxBodyBuffer",
@@ -40,6 +41,7 @@ type CleartextError struct {
 	Proxy      bool
 }
 
+// Error names the host and the options that would allow it.
 func (e *CleartextError) Error() string {
 	what := "host"
 	if e.Proxy {

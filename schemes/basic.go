@@ -69,9 +69,14 @@ type basicSession struct {
 	header   string
 }
 
+// Authorize returns the same header for every request of the space.
 func (s *basicSession) Authorize(*http.Request) (string, error) { return s.header, nil }
-func (s *basicSession) Refresh(*anyauth.Challenge) bool         { return false }
-func (s *basicSession) Complete(*http.Response) error           { return nil }
+
+// Refresh returns false: a Basic challenge after an answer is a rejection.
+func (s *basicSession) Refresh(*anyauth.Challenge) bool { return false }
+
+// Complete accepts every response: Basic has nothing to verify.
+func (s *basicSession) Complete(*http.Response) error { return nil }
 
 // String names the user and hides the header.
 func (s *basicSession) String() string {
