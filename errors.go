@@ -13,8 +13,9 @@ var ErrBodyNotReplayable = errors.New("anyauth: request body cannot be replayed"
 var ErrCleartext = errors.New("anyauth: refusing to send a reusable secret over cleartext http")
 
 // A BodyNotReplayableError reports that a challenge could be answered but
-// the request body was already sent and cannot be sent again: it had no
-// GetBody, was not seekable, and was larger than Transport.MaxBodyBuffer.
+// some of the request body was already sent and cannot be sent again: it
+// had no GetBody, was not seekable, and was larger than
+// Transport.MaxBodyBuffer.
 type BodyNotReplayableError struct {
 	Method string
 	URL    string // scheme, host and path only
@@ -25,7 +26,7 @@ type BodyNotReplayableError struct {
 // Error says what happened and how to make the body replayable.
 func (e *BodyNotReplayableError) Error() string {
 	return fmt.Sprintf("anyauth: %s %s was answered %d, but its body (no GetBody, not seekable, over the %d-byte buffer limit) was already sent and cannot be replayed; "+
-		"set Request.GetBody (http.NewRequest does so for *bytes.Reader, *bytes.Buffer and *strings.Reader), pass an *os.File, or raise Transport.MaxBodyBuffer",
+		"set Request.GetBody (http.NewRequest does so for *bytes.Reader, *bytes.Buffer and *strings.Reader), pass an *os.File, raise Transport.MaxBodyBuffer, or set Transport.ExpectContinue",
 		e.Method, e.URL, e.Status, e.Limit)
 }
 

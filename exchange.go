@@ -174,6 +174,9 @@ func (x *exchange) build() (*http.Request, error) {
 	if x.sent > 0 && x.t.Jar != nil {
 		setCookies(out, x.req, x.t.Jar.Cookies(x.req.URL))
 	}
+	if x.t.ExpectContinue && x.body.isStream() && out.Header.Get("Expect") == "" {
+		out.Header.Set("Expect", "100-continue")
+	}
 	body, getBody, err := x.body.next()
 	if err != nil {
 		return nil, err

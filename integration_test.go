@@ -232,6 +232,30 @@ func TestApacheDigestPostReplay(t *testing.T) {
 	}
 }
 
+// A stream that cannot be replayed (no GetBody, not seekable, larger than
+// the buffer) reaches Apache's echo after its 401 thanks to
+// "Expect: 100-continue": Apache challenges before asking for the body.
+func TestApacheExpectContinueStream(t *testing.T) {
+	s := apache(t)
+	payload := bytes.Repeat([]byte("stream "), 300_000) // 2.1 MB
+	for _, path := range []string{testserver.PathDigest, testserver.PathBasic} {
+		tr, _ := newRecordingTransport(s.URL, testserver.User, testserver.Password)
+		tr.Base = &http.Transport{ExpectContinueTimeout: 5 * time.Second}
+		tr.MaxBodyBuffer, tr.ExpectContinue = 64<<10, true
+		req, _ := http.NewRequest("POST", s.URL+path+"echo", io.MultiReader(bytes.NewReader(payload)))
+		req.ContentLength = int64(len(payload))
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(got) != testserver.EchoReply(payload) {
+			t.Fatalf("%s: %s %q", path, resp.Status, got)
+		}
+	}
+}
+
 // Apache's /multi/ sends a Basic line and a Digest line: Digest is chosen.
 func TestApacheTwoChallengeLinesDigestChosen(t *testing.T) {
 	s := apache(t)

@@ -59,10 +59,17 @@ type Transport struct {
 
 	// MaxBodyBuffer is how many bytes of a request body that has neither
 	// GetBody nor Seek are kept in memory to replay it. A larger body is
-	// streamed once; if it meets a challenge, RoundTrip fails with a
-	// *BodyNotReplayableError. Zero means DefaultMaxBodyBuffer; negative
-	// means never buffer.
+	// streamed; if it meets a challenge after some of it was sent,
+	// RoundTrip fails with a *BodyNotReplayableError (see ExpectContinue).
+	// Zero means DefaultMaxBodyBuffer; negative means never buffer.
 	MaxBodyBuffer int64
+
+	// ExpectContinue sends "Expect: 100-continue" with a body that cannot
+	// be replayed (no GetBody, not seekable, over MaxBodyBuffer), so that a
+	// server can challenge before the body is sent; the same body then goes
+	// with the answer. Base must wait for the server: an *http.Transport
+	// needs a non-zero ExpectContinueTimeout (http.DefaultTransport has 1 s).
+	ExpectContinue bool
 
 	// MaxAnswers bounds how many times one request is answered and
 	// replayed (each scheme answers each protection space at most once,

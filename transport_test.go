@@ -254,6 +254,54 @@ func TestLateReadOfSeekableBodyCannotCorruptReplay(t *testing.T) {
 	}
 }
 
+// With ExpectContinue, a body that cannot be replayed waits for the
+// server's go-ahead: the 401 comes before any of it is sent, and the same
+// stream goes with the answer.
+func TestExpectContinueSendsStreamAfterChallenge(t *testing.T) {
+	var hits, unauthorized atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if u, p, ok := r.BasicAuth(); !ok || u != testUser || p != testPass {
+			unauthorized.Add(1) // challenged before the body is asked for
+			w.Header().Set("WWW-Authenticate", `Basic realm="private"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "got %d bytes", n)
+	}))
+	defer srv.Close()
+	base := &http.Transport{ExpectContinueTimeout: 5 * time.Second}
+	defer base.CloseIdleConnections()
+	tr := basicTransport(srv.URL)
+	tr.Base, tr.MaxBodyBuffer, tr.ExpectContinue = base, 1024, true
+	const size = 4 << 20
+	body := &trackingBody{Reader: io.MultiReader(strings.NewReader(strings.Repeat("y", size)))}
+	req, _ := http.NewRequest("POST", srv.URL+"/private/stream", body)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(got) != fmt.Sprintf("got %d bytes", size) {
+		t.Fatalf("%d %q", resp.StatusCode, got)
+	}
+	if unauthorized.Load() != 1 || hits.Load() != 2 {
+		t.Fatalf("%d round trips with %d 401s, want 2 with 1", hits.Load(), unauthorized.Load())
+	}
+	if body.closed.Load() != 1 {
+		t.Fatalf("caller's body closed %d times, want once", body.closed.Load())
+	}
+	// Without ExpectContinue the stream is gone after the 401: a typed error.
+	tr2 := basicTransport(srv.URL)
+	tr2.Base, tr2.MaxBodyBuffer = base, 1024
+	req, _ = http.NewRequest("POST", srv.URL+"/other/stream", io.MultiReader(strings.NewReader(strings.Repeat("y", size))))
+	if _, err := tr2.RoundTrip(req); !errors.Is(err, anyauth.ErrBodyNotReplayable) {
+		t.Fatalf("without ExpectContinue: err %v, want ErrBodyNotReplayable", err)
+	}
+}
+
 func TestUnreplayableBodyGivesTypedError(t *testing.T) {
 	srv := newBasicServer(t)
 	tr := basicTransport(srv.URL)
