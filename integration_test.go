@@ -147,13 +147,20 @@ func TestHTTPBin(t *testing.T) {
 	}
 }
 
-// checkHits compares the server's access log for prefix with what a test
-// expects: total round trips and 401s.
-func checkHits(t *testing.T, s *testserver.Server, prefix string, total, unauthorized int) {
+// expectHits starts counting the round trips the server logs for prefix;
+// the function it returns checks how many there were since, and how many
+// were 401s. (Servers live for the whole test binary, so counts are
+// deltas: -count=N stays correct.)
+func expectHits(t *testing.T, s *testserver.Server, prefix string) func(total, unauthorized int) {
 	t.Helper()
-	gotTotal, gotUnauth := s.Hits(prefix)
-	if gotTotal != total || gotUnauth != unauthorized {
-		t.Errorf("%s %s: %d round trips with %d 401s, want %d with %d\n%s", s.Name, prefix, gotTotal, gotUnauth, total, unauthorized, s.AccessLog())
+	total0, unauth0 := s.Hits(prefix)
+	return func(total, unauthorized int) {
+		t.Helper()
+		gotTotal, gotUnauth := s.Hits(prefix)
+		gotTotal, gotUnauth = gotTotal-total0, gotUnauth-unauth0
+		if gotTotal != total || gotUnauth != unauthorized {
+			t.Errorf("%s %s: %d round trips with %d 401s, want %d with %d\n%s", s.Name, prefix, gotTotal, gotUnauth, total, unauthorized, s.AccessLog())
+		}
 	}
 }
 
@@ -161,12 +168,13 @@ func TestApacheBasic(t *testing.T) {
 	s := apache(t)
 	tr, rec := newRecordingTransport(s.URL, testserver.User, testserver.Password)
 	url := s.URL + testserver.PathBasic + "index.txt"
+	check := expectHits(t, s, testserver.PathBasic+"index.txt")
 	for range 5 {
 		if body := mustGet(t, tr, url, 200); body != testserver.IndexContent(testserver.PathBasic) {
 			t.Fatalf("body %q", body)
 		}
 	}
-	checkHits(t, s, testserver.PathBasic+"index.txt", 6, 1)
+	check(6, 1)
 	if got := strings.Join(rec.sent(), ","); got != ",Basic,Basic,Basic,Basic,Basic" {
 		t.Errorf("sent %s", got)
 	}
@@ -179,18 +187,20 @@ func TestApacheDigest(t *testing.T) {
 	tr, rec := newRecordingTransport(s.URL, testserver.User, testserver.Password)
 	tr.Schemes = []anyauth.Scheme{schemes.Digest{RequireMutualAuth: true}}
 	url := s.URL + testserver.PathDigest + "index.txt"
+	check := expectHits(t, s, testserver.PathDigest+"index.txt")
+	checkDir := expectHits(t, s, testserver.PathDigest)
 	for range 5 {
 		if body := mustGet(t, tr, url, 200); body != testserver.IndexContent(testserver.PathDigest) {
 			t.Fatalf("body %q", body)
 		}
 	}
-	checkHits(t, s, testserver.PathDigest+"index.txt", 6, 1)
+	check(6, 1)
 	if got := strings.Join(rec.sent(), ","); got != ",Digest MD5,Digest MD5,Digest MD5,Digest MD5,Digest MD5" {
 		t.Errorf("sent %s", got)
 	}
 	// The domain parameter (/digest/) covers the whole directory.
 	mustGet(t, tr, s.URL+testserver.PathDigest, 200)
-	checkHits(t, s, testserver.PathDigest, 7, 1)
+	checkDir(7, 1)
 }
 
 // A POST body replayed after Apache's 401, from each kind of body.
@@ -277,20 +287,20 @@ func TestApacheDigestStaleNonce(t *testing.T) {
 		asked.Add(1)
 		return &anyauth.UserPassword{Username: testserver.User, Password: testserver.Password}, nil
 	})
-	url := s.URL + testserver.PathDigestStale + "index.txt"
-	mustGet(t, tr, url, 200)
+	name := fmt.Sprintf("stale-%d.txt", time.Now().UnixNano()) // absent: 404 once authenticated
+	url := s.URL + testserver.PathDigestStale + name
+	mustGet(t, tr, url, 404)
 	time.Sleep(testserver.StaleNonceWait)
-	mustGet(t, tr, url, 200)
+	mustGet(t, tr, url, 404)
 	if asked.Load() != 1 {
 		t.Errorf("credentials asked for %d times, want once", asked.Load())
 	}
-	hits := s.Requests(testserver.PathDigestStale)
 	var statuses []int
-	for _, h := range hits {
+	for _, h := range s.Requests(testserver.PathDigestStale + name) {
 		statuses = append(statuses, h.Status)
 	}
-	if fmt.Sprint(statuses) != "[401 200 401 200]" {
-		t.Fatalf("statuses %v, want [401 200 401 200]", statuses)
+	if fmt.Sprint(statuses) != "[401 404 401 404]" {
+		t.Fatalf("statuses %v, want [401 404 401 404]: one 401 at first, one stale 401 later", statuses)
 	}
 }
 
@@ -367,6 +377,7 @@ func TestLighttpdDigestAlgorithms(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.path, func(t *testing.T) {
 			tr, rec := newRecordingTransport(s.URL, testserver.User, testserver.Password)
+			check := expectHits(t, s, c.path+"index.txt")
 			for range 3 {
 				if body := mustGet(t, tr, s.URL+c.path+"index.txt", 200); body != testserver.IndexContent(c.path) {
 					t.Fatalf("body %q", body)
@@ -375,7 +386,7 @@ func TestLighttpdDigestAlgorithms(t *testing.T) {
 			if got, want := strings.Join(rec.sent(), ","), ","+strings.Repeat(c.want+",", 3); got+"," != want {
 				t.Errorf("sent %s, want %s", got, strings.TrimSuffix(want, ","))
 			}
-			checkHits(t, s, c.path+"index.txt", 4, 1)
+			check(4, 1)
 		})
 	}
 }
