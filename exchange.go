@@ -248,10 +248,12 @@ func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool
 	if len(challenges) == 0 && len(resp.Header[s.challengeHeader]) > 0 {
 		x.debug("anyauth: no well-formed challenge", slog.String("header", truncate(strings.Join(resp.Header[s.challengeHeader], " | "), 200)))
 	}
+	var rejected *cacheEntry
 	if s.entry != nil {
 		if x.refresh(s, challenges) {
 			return true, nil
 		}
+		rejected = s.entry
 		x.debug("anyauth: answer rejected", slog.String("space", s.entry.space.String()), slog.Bool("preemptive", s.fromCache))
 		if !x.t.AllowDowngrade {
 			s.floor = max(s.floor, s.entry.strength)
@@ -279,7 +281,11 @@ func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool
 		if creds == nil {
 			creds = noCredentials{}
 		}
-		session, err := c.Scheme.Begin(x.ctx(), c.Challenge, &Attempt{Request: out, Space: space, Credentials: creds, Logger: x.log})
+		attempt := &Attempt{Request: out, Space: space, Credentials: creds, Logger: x.log}
+		if rejected != nil && rejected.space.AuthScheme == space.AuthScheme && rejected.space.Realm == space.Realm {
+			attempt.Rejected = rejected.session
+		}
+		session, err := c.Scheme.Begin(x.ctx(), c.Challenge, attempt)
 		if err != nil {
 			if errors.Is(err, ErrNoCredentials) {
 				x.debug("anyauth: skipped", slog.String("scheme", c.Scheme.Name()), slog.String("why", "no credentials"), slog.String("space", space.String()))

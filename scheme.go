@@ -63,6 +63,12 @@ type Attempt struct {
 	// Logger receives the Scheme's diagnostics. It is never nil. Nothing
 	// secret may be logged.
 	Logger *slog.Logger
+
+	// Rejected is the Session of the same scheme and realm whose answer
+	// the server has just refused on this request, or nil. A Scheme may
+	// carry state over from it: Digest keeps counting nc when the server
+	// keeps its opaque, as Apache's AuthDigestNcCheck requires.
+	Rejected Session
 }
 
 // A Session holds what a Scheme learned from one challenge in one

@@ -187,6 +187,13 @@ func (d Digest) Begin(ctx context.Context, c *anyauth.Challenge, a *anyauth.Atte
 		username: up.Username,
 		password: up.Password,
 	}
-	s.state.Store(s.newState(ch, s.counterLocked(ch.nonce), nil))
+	nc := s.counterLocked(ch.nonce)
+	if prev, ok := a.Rejected.(*digestSession); ok {
+		if shared := prev.counterForOpaque(ch); shared != nil {
+			nc = shared
+			s.counters[ch.nonce] = shared
+		}
+	}
+	s.state.Store(s.newState(ch, nc, nil))
 	return s, nil
 }

@@ -161,6 +161,23 @@ func (s *digestSession) counterLocked(nonce string) *counter {
 	return c
 }
 
+// counterForOpaque returns the nonce counter of this (rejected) session
+// when ch is a new nonce from the same server client: same realm and the
+// same non-empty opaque. Apache's AuthDigestNcCheck keeps one count per
+// opaque across the nonces it hands out, and refuses an nc that is not
+// above it; a request that lost a race to a higher nc is answered with a
+// new nonce and the same opaque, and a fresh count starting at 1 would be
+// refused again. Sharing the counter keeps the count rising for that
+// server, and RFC 7616 servers accept any nc that was not used before.
+func (s *digestSession) counterForOpaque(ch *digestChallenge) *counter {
+	st := s.state.Load()
+	if !st.ch.hasOpaque || st.ch.opaque == "" || !ch.hasOpaque || ch.opaque != st.ch.opaque ||
+		st.ch.realm != ch.realm || st.ch.nonce == ch.nonce {
+		return nil
+	}
+	return st.nc
+}
+
 // Authorize returns the Authorization (or Proxy-Authorization) value for
 // req under the current nonce, with the next nonce count and a fresh
 // cnonce. It answers qop=auth-int when it is offered, preferred, and the
