@@ -3,7 +3,6 @@ package anyauth_test
 import (
 	"encoding/base64"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -99,9 +98,7 @@ func (h *headerRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Body != nil {
 		r.Body.Close()
 	}
-	resp := &http.Response{StatusCode: h.status, Header: http.Header{}, Body: io.NopCloser(http.NoBody), Request: r}
-	resp.Header.Set(h.header, h.value)
-	return resp, nil
+	return fakeResponse(r, h.status, "", h.header, h.value), nil
 }
 
 func TestProxyAuthorizationNeverSetForHTTPS(t *testing.T) {

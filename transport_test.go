@@ -68,6 +68,18 @@ func (s *basicServer) serve(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "hello %s, you sent %d bytes", u, len(body))
 }
 
+// assertNoCredentials fails the test if s received any Authorization.
+func (s *basicServer) assertNoCredentials(t *testing.T) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.auths {
+		if a != "" {
+			t.Fatalf("%s received credentials: %q", s.URL, a)
+		}
+	}
+}
+
 func basicTransport(origin string) *anyauth.Transport {
 	return &anyauth.Transport{
 		Schemes:     []anyauth.Scheme{schemes.Basic{}},
@@ -101,6 +113,47 @@ func TestBasicAnsweredThenPreemptive(t *testing.T) {
 	}
 	if got := srv.unauthorized.Load(); got != 1 {
 		t.Errorf("%d 401s, want 1", got)
+	}
+}
+
+// Forget drops what the Transport learned: the next request is
+// challenged again (for rotated credentials, say).
+func TestForgetDropsKnownSpaces(t *testing.T) {
+	srv := newBasicServer(t)
+	tr := basicTransport(srv.URL)
+	get(t, tr, srv.URL+"/private/x")
+	get(t, tr, srv.URL+"/private/x")
+	tr.Forget()
+	get(t, tr, srv.URL+"/private/x")
+	if got := srv.unauthorized.Load(); got != 2 {
+		t.Fatalf("%d 401s, want 2: one at first, one after Forget", got)
+	}
+	if s := tr.String(); !strings.Contains(s, "known spaces:1") {
+		t.Errorf("String() = %q", s)
+	}
+}
+
+// A SelectorFunc replaces the default ranking: here Basic is preferred
+// over a stronger scheme, as a user who must may choose.
+func TestSelectorFuncReplacesRanking(t *testing.T) {
+	srv, seen := recordingServer(t, func(n int, auth string) []string {
+		if strings.HasPrefix(auth, "Basic") {
+			return nil
+		}
+		return []string{`Strong nonce=1`, `Basic realm="r"`}
+	})
+	preferBasic := anyauth.SelectorFunc(func(c []anyauth.Candidate) []anyauth.Candidate {
+		var out []anyauth.Candidate
+		for _, x := range c {
+			if x.Scheme.Name() == "Basic" {
+				out = append(out, x)
+			}
+		}
+		return out
+	})
+	tr := &anyauth.Transport{Schemes: []anyauth.Scheme{schemes.Basic{}, fixedScheme{"Strong", 250, false}}, Credentials: anyCreds(), Selector: preferBasic}
+	if code, _ := get(t, tr, srv.URL+"/"); code != 200 || len(*seen) != 2 || !strings.HasPrefix((*seen)[1], "Basic") {
+		t.Fatalf("status %d, server saw %q: the custom selector was not used", code, *seen)
 	}
 }
 
@@ -230,14 +283,12 @@ func TestLateReadOfSeekableBodyCannotCorruptReplay(t *testing.T) {
 	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if first == nil {
 			first = r.Body // not read now: "the transport is still writing"
-			h := http.Header{}
-			h.Set("WWW-Authenticate", `Basic realm="r"`)
-			return &http.Response{StatusCode: 401, Header: h, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+			return fakeResponse(r, 401, "", "WWW-Authenticate", `Basic realm="r"`), nil
 		}
 		_, lateErr = first.Read(make([]byte, 100)) // the old attempt reads late
 		b, _ := io.ReadAll(r.Body)
 		replayed = string(b)
-		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+		return fakeResponse(r, 200, ""), nil
 	})
 	tr := &anyauth.Transport{Base: base, Schemes: []anyauth.Scheme{schemes.Basic{}}, Credentials: anyCreds()}
 	req, _ := http.NewRequest("PUT", "http://127.0.0.1:9/up", f)
@@ -577,13 +628,7 @@ func TestCleartextRefusedToRemoteHosts(t *testing.T) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
 	}
-	srv.mu.Lock()
-	for _, a := range srv.auths {
-		if a != "" {
-			t.Errorf("credentials sent in the clear: %q", a)
-		}
-	}
-	srv.mu.Unlock()
+	srv.assertNoCredentials(t)
 	tr.CleartextHosts = []string{"service.example"}
 	req, _ = http.NewRequest("GET", remote+"/private/x", nil)
 	resp, err := tr.RoundTrip(req)
@@ -619,13 +664,7 @@ func TestRedirectToAnotherOriginGetsNothing(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Fatalf("status %d, want the other origin's 401", resp.StatusCode)
 	}
-	other.mu.Lock()
-	defer other.mu.Unlock()
-	for _, a := range other.auths {
-		if a != "" {
-			t.Fatalf("other origin received %q", a)
-		}
-	}
+	other.assertNoCredentials(t)
 }
 
 func TestCookieFrom401ReachesReplay(t *testing.T) {
