@@ -20,6 +20,7 @@ type cacheEntry struct {
 	prefixes []string // path prefixes covered (always at least one)
 	session  Session
 	strength Strength
+	traits   Traits
 }
 
 // covers reports how long a prefix of path the entry covers, -1 for none.

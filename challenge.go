@@ -1,6 +1,7 @@
 package anyauth
 
 import (
+	"errors"
 	"strings"
 )
 
@@ -73,23 +74,65 @@ func (c *Challenge) String() string {
 		if isToken(p.Value) {
 			b.WriteString(p.Value)
 		} else {
-			AppendQuoted(&b, p.Value)
+			writeQuoted(&b, p.Value)
 		}
 	}
 	return b.String()
 }
 
-// AppendQuoted writes s to b as an RFC 9110 quoted-string: '"' and '\'
-// are escaped with '\', everything else is written as it is.
-func AppendQuoted(b *strings.Builder, s string) {
-	b.WriteByte('"')
+// AppendQuoted appends s to dst as an RFC 9110 quoted-string and returns
+// the extended buffer, as strconv.AppendQuote does for Go strings: '"' and
+// '\' are escaped with '\', everything else is copied as it is.
+func AppendQuoted(dst []byte, s string) []byte {
+	dst = append(dst, '"')
 	for i := 0; i < len(s); i++ {
 		if s[i] == '"' || s[i] == '\\' {
-			b.WriteByte('\\')
+			dst = append(dst, '\\')
 		}
-		b.WriteByte(s[i])
+		dst = append(dst, s[i])
 	}
-	b.WriteByte('"')
+	return append(dst, '"')
+}
+
+// writeQuoted writes s to b as AppendQuoted would append it.
+func writeQuoted(b *strings.Builder, s string) {
+	var scratch [128]byte
+	b.Write(AppendQuoted(scratch[:0], s))
+}
+
+// ErrMalformedParams is returned by ParseAuthParams for a list that is
+// not a well-formed #auth-param list.
+var ErrMalformedParams = errors.New("anyauth: malformed auth-param list")
+
+// ParseAuthParams parses field values that hold a bare list of
+// auth-params, such as Authentication-Info and Proxy-Authentication-Info
+// (RFC 9110 §11.6.3): name=value pairs, values tokens or quoted strings,
+// names lower-cased, empty list elements skipped. Each field value is one
+// header line; they are read as one list. A repeated name, a bad token, an
+// unterminated quoted string or a control byte makes the whole list
+// malformed: it returns nil and ErrMalformedParams. At most 64 parameters
+// are accepted.
+func ParseAuthParams(fieldValues ...string) ([]Param, error) {
+	p := parser{open: true}
+	for _, s := range fieldValues {
+		i := 0
+		for {
+			i = skipListSeparators(s, i)
+			if i >= len(s) {
+				break
+			}
+			end := scanToken(s, i)
+			eq := skipOWS(s, end)
+			if end == i || eq >= len(s) || s[eq] != '=' {
+				return nil, ErrMalformedParams
+			}
+			i = p.parseParamValue(s, strings.ToLower(s[i:end]), eq+1)
+			if p.bad {
+				return nil, ErrMalformedParams
+			}
+		}
+	}
+	return p.params, nil
 }
 
 // Limits that keep parsing bounded on hostile input.

@@ -57,10 +57,11 @@ func (noCredentials) Credentials(context.Context, *ProtectionSpace) (*UserPasswo
 	return nil, ErrNoCredentials
 }
 
-// Static offers one user name and password to every protection space of
-// one origin, as curl's -u does: a redirect to another host, port or
-// scheme gets nothing. Its String and Format redact the password.
-type Static struct {
+// OriginCredentials offers one user name and password to every
+// protection space of one origin, as curl's -u does: a redirect to another
+// host, port or scheme gets nothing. Given as Transport.ProxyCredentials,
+// its origin is the proxy's. ForOrigin makes one. Its String and Format redact the password.
+type OriginCredentials struct {
 	// Origin is "scheme://host[:port]"; a path is ignored.
 	Origin string
 	UserPassword
@@ -68,13 +69,13 @@ type Static struct {
 
 // ForOrigin returns credentials that are valid for origin only, the form
 // most programs want: anyauth.ForOrigin("https://api.example.com", user, pass).
-func ForOrigin(origin, username, password string) *Static {
-	return &Static{Origin: origin, UserPassword: UserPassword{Username: username, Password: password}}
+func ForOrigin(origin, username, password string) *OriginCredentials {
+	return &OriginCredentials{Origin: origin, UserPassword: UserPassword{Username: username, Password: password}}
 }
 
-// Credentials returns the credentials when space is on s.Origin.
-func (s *Static) Credentials(_ context.Context, space *ProtectionSpace) (*UserPassword, error) {
-	u, err := parseOrigin(s.Origin)
+// Credentials returns the credentials when space is on c.Origin.
+func (c *OriginCredentials) Credentials(_ context.Context, space *ProtectionSpace) (*UserPassword, error) {
+	u, err := parseOrigin(c.Origin)
 	if err != nil {
 		return nil, err
 	}
@@ -82,15 +83,57 @@ func (s *Static) Credentials(_ context.Context, space *ProtectionSpace) (*UserPa
 	if o.URLScheme != space.URLScheme || o.Host != space.Host || o.Port != space.Port {
 		return nil, fmt.Errorf("%w: %s is not %s", ErrNoCredentials, space.Origin(), o.Origin())
 	}
-	up := s.UserPassword
+	up := c.UserPassword
 	return &up, nil
 }
 
-// String describes s with the password redacted.
-func (s *Static) String() string { return "Static{" + s.Origin + " " + s.UserPassword.String() + "}" }
+// String describes c with the password redacted.
+func (c *OriginCredentials) String() string {
+	return "OriginCredentials{" + c.Origin + " " + c.UserPassword.String() + "}"
+}
 
-// Format prints s with the password redacted, whatever the verb.
-func (s *Static) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }
+// Format prints c with the password redacted, whatever the verb.
+func (c *OriginCredentials) Format(f fmt.State, _ rune) { fmt.Fprint(f, c.String()) }
+
+// Origins lists the origins, in the form "scheme://host[:port]", to which
+// a credential that a scheme holds itself (a Bearer token, a signing key,
+// a Kerberos ticket) may be sent. Like ForOrigin, it keeps such a
+// credential on the origins the user names: a redirect or a challenge from
+// anywhere else gets nothing, and neither does a proxy.
+//
+// A scheme with empty Origins answers nobody: there is no "any origin".
+type Origins []string
+
+// Allows reports whether space is the space of an origin server (not a
+// proxy) on one of o's origins. An entry that does not parse as
+// "http(s)://host[:port]" allows nothing.
+func (o Origins) Allows(space *ProtectionSpace) bool {
+	if space == nil || space.Proxy {
+		return false
+	}
+	for _, origin := range o {
+		u, err := parseOrigin(origin)
+		if err != nil {
+			continue
+		}
+		x := originOf(u)
+		if x.URLScheme == space.URLScheme && x.Host == space.Host && x.Port == space.Port {
+			return true
+		}
+	}
+	return false
+}
+
+// Check returns an error naming the first entry of o that is not of the
+// form "http(s)://host[:port]", or nil.
+func (o Origins) Check() error {
+	for _, origin := range o {
+		if _, err := parseOrigin(origin); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func parseOrigin(origin string) (*url.URL, error) {
 	u, err := url.Parse(origin)

@@ -63,3 +63,73 @@ func safeURL(u *url.URL) string {
 	}
 	return u.Scheme + "://" + u.Host + u.EscapedPath()
 }
+
+// Permanent reports true: the same request would be refused again.
+func (e *CleartextError) Permanent() bool { return true }
+
+// An AuthError reports that answering a challenge, or checking the
+// server's proof, failed in a protection space. Err is the scheme's error
+// (or its credential provider's); errors.Is and errors.As see through to
+// it.
+type AuthError struct {
+	// Space is the protection space being answered.
+	Space ProtectionSpace
+	// Err is what went wrong.
+	Err error
+}
+
+// Error names the space, then the scheme's own message.
+func (e *AuthError) Error() string {
+	return "anyauth: " + e.Space.String() + ": " + e.Err.Error()
+}
+
+// Unwrap returns Err.
+func (e *AuthError) Unwrap() error { return e.Err }
+
+// Permanent returns an error that IsPermanent reports as permanent and
+// that wraps err, so errors.Is and errors.As still see err. Schemes use it
+// for failures that a retry with the same credentials cannot cure: a
+// failed mutual authentication, credentials the scheme cannot encode.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string   { return e.err.Error() }
+func (e *permanentError) Unwrap() error   { return e.err }
+func (e *permanentError) Permanent() bool { return true }
+
+// IsPermanent reports whether err, or an error it wraps, says that sending
+// the same request again cannot succeed and must not be tried: a refusal to
+// send a secret in the clear, a server that failed mutual authentication,
+// a proxy that refused every answer to CONNECT. A retry layer above the
+// Transport (see go-retryablehttp's CheckRetry) should stop on such
+// errors rather than re-send credentials.
+//
+// An error is permanent when it, or an error in its chain, has a method
+// Permanent() bool that returns true.
+func IsPermanent(err error) bool {
+	for err != nil {
+		if p, ok := err.(interface{ Permanent() bool }); ok && p.Permanent() {
+			return true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if IsPermanent(e) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
+}

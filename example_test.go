@@ -80,30 +80,46 @@ func ExampleStrongestFirst() {
 }
 
 // apiKeyScheme is a custom scheme: it answers "ApiKey" challenges with a
-// key per realm.
-type apiKeyScheme struct{ keys map[string]string }
+// key per realm, on the origins it is given only.
+type apiKeyScheme struct {
+	origins anyauth.Origins
+	keys    map[string]string
+}
 
 func (apiKeyScheme) Name() string { return "ApiKey" }
 
+// Traits: a key is a reusable secret, so the cleartext guard applies.
+func (apiKeyScheme) Traits() anyauth.Traits { return anyauth.Traits{RevealsSecret: true} }
+
 func (apiKeyScheme) Strength(*anyauth.Challenge) (anyauth.Strength, bool) {
-	return anyauth.StrengthBearer, true
+	return anyauth.StrengthDigest + 50, true
 }
 
-func (s apiKeyScheme) Begin(_ context.Context, c *anyauth.Challenge, _ *anyauth.Attempt) (anyauth.Session, error) {
+func (s apiKeyScheme) Begin(_ context.Context, c *anyauth.Challenge, a *anyauth.Attempt) (anyauth.Session, error) {
 	key, ok := s.keys[c.Realm()]
-	if !ok {
+	if !ok || !s.origins.Allows(&a.Space) {
 		return nil, anyauth.ErrNoCredentials
 	}
-	return apiKeySession("ApiKey " + key), nil
+	return apiKeySession{header: a.Space.AnswerHeader(), value: "ApiKey " + key}, nil
 }
 
-type apiKeySession string
+// apiKeySession sends the same value on every request: it holds no
+// per-request state, so it is its own Leg.
+type apiKeySession struct{ header, value string }
 
-func (s apiKeySession) Authorize(*http.Request) (string, error) { return string(s), nil }
-func (apiKeySession) Refresh(*anyauth.Challenge) bool           { return false }
-func (apiKeySession) Complete(*http.Response) error             { return nil }
+func (s apiKeySession) Start(context.Context, *http.Request) (anyauth.Leg, error) { return s, nil }
+func (s apiKeySession) Apply(req *http.Request) error {
+	req.Header.Set(s.header, s.value)
+	return nil
+}
+func (apiKeySession) Continue(context.Context, *http.Response, *anyauth.Challenge) (bool, error) {
+	return false, nil
+}
+func (apiKeySession) Finish(*http.Response) error { return nil }
 
-// Any scheme plugs in: implement Scheme and Session.
+// Any scheme plugs in: implement Scheme, Session and Leg. The Transport
+// parses and ranks the challenges, replays the request, and remembers
+// the protection space, so the second request carries the key at once.
 func ExampleScheme() {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") == "ApiKey k-123" {
@@ -115,7 +131,10 @@ func ExampleScheme() {
 	}))
 	defer srv.Close()
 	client := &http.Client{Transport: &anyauth.Transport{
-		Schemes: []anyauth.Scheme{apiKeyScheme{keys: map[string]string{"reports": "k-123"}}},
+		Schemes: []anyauth.Scheme{apiKeyScheme{
+			origins: anyauth.Origins{srv.URL},
+			keys:    map[string]string{"reports": "k-123"},
+		}},
 	}}
 	resp, err := client.Get(srv.URL)
 	if err != nil {

@@ -14,14 +14,13 @@ import (
 // during one RoundTrip.
 type side struct {
 	proxy           bool
-	answerHeader    string // Authorization or Proxy-Authorization
 	challengeHeader string // WWW-Authenticate or Proxy-Authenticate
 	credentials     CredentialProvider
 	disabled        bool // the caller set the answer header itself, or no proxy is known
 
-	entry     *cacheEntry // the answer being sent, nil for none
+	entry     *cacheEntry // the space being answered, nil for none
+	leg       Leg         // this request's leg of entry's session, nil until started
 	fromCache bool        // entry came from the cache (preemptive)
-	refreshed bool        // the one stale retry has been used
 	floor     Strength    // no answer weaker than a rejected one
 	answered  []string    // scheme+realm keys answered on this request
 }
@@ -95,7 +94,11 @@ func (x *exchange) run() (*http.Response, error) {
 		switch resp.StatusCode {
 		case http.StatusUnauthorized:
 			s = &x.origin
-			x.remember(&x.proxy) // the proxy let the request through
+			// The proxy let the request through: its answer was accepted.
+			if err := x.accepted(&x.proxy, resp); err != nil {
+				drainAndClose(resp)
+				return nil, err
+			}
 		case http.StatusProxyAuthRequired:
 			s = &x.proxy
 		default:
@@ -150,6 +153,23 @@ func (x *exchange) usePreemptive(s *side, u *url.URL) {
 	}
 }
 
+// startLeg starts the request's leg of a preemptive answer. A session
+// with nothing to answer with (ErrNoCredentials) is dropped and the
+// request goes without it.
+func (x *exchange) startLeg(s *side, out *http.Request) error {
+	leg, err := s.entry.session.Start(x.ctx(), out)
+	if err != nil {
+		if errors.Is(err, ErrNoCredentials) {
+			x.debug("anyauth: preemptive answer skipped", slog.String("space", s.entry.space.String()), slog.String("why", "no credentials"))
+			s.entry, s.fromCache = nil, false
+			return nil
+		}
+		return &AuthError{Space: s.entry.space, Err: err}
+	}
+	s.leg = leg
+	return nil
+}
+
 // build makes the request for the next round trip: a clone of the
 // caller's request with the body rewound and the answers attached.
 func (x *exchange) build() (*http.Request, error) {
@@ -162,14 +182,17 @@ func (x *exchange) build() (*http.Request, error) {
 		out.ContentLength = int64(len(x.body.buf))
 	}
 	for _, s := range []*side{&x.origin, &x.proxy} {
-		if s.entry == nil {
+		if s.entry != nil && s.leg == nil {
+			if err := x.startLeg(s, out); err != nil {
+				return nil, err
+			}
+		}
+		if s.leg == nil {
 			continue
 		}
-		v, err := s.entry.session.Authorize(out)
-		if err != nil {
-			return nil, fmt.Errorf("anyauth: %s %s: %w", s.entry.space.AuthScheme, s.name(), err)
+		if err := s.leg.Apply(out); err != nil {
+			return nil, &AuthError{Space: s.entry.space, Err: err}
 		}
-		out.Header.Set(s.answerHeader, v)
 	}
 	if x.sent > 0 && x.t.Jar != nil {
 		setCookies(out, x.req, x.t.Jar.Cookies(x.req.URL))
@@ -211,24 +234,35 @@ func (x *exchange) saveCookies(resp *http.Response) {
 	}
 }
 
-// finish completes the answers that led to resp and caches them.
+// finish lets the legs that led to resp inspect it, and caches their
+// sessions.
 func (x *exchange) finish(resp *http.Response) (*http.Response, error) {
 	for _, s := range []*side{&x.proxy, &x.origin} {
-		if s.entry == nil {
-			continue
-		}
-		if err := s.entry.session.Complete(resp); err != nil {
+		if err := x.accepted(s, resp); err != nil {
 			drainAndClose(resp)
-			return nil, fmt.Errorf("anyauth: %s %s: %w", s.entry.space.AuthScheme, s.name(), err)
+			return nil, err
 		}
-		x.remember(s)
 	}
 	return resp, nil
 }
 
-// remember caches a side's fresh answer once it was accepted.
+// accepted tells a side's leg that its answer got through, and caches its
+// session.
+func (x *exchange) accepted(s *side, resp *http.Response) error {
+	if s.leg == nil {
+		return nil
+	}
+	if err := s.leg.Finish(resp); err != nil {
+		return &AuthError{Space: s.entry.space, Err: err}
+	}
+	x.remember(s)
+	return nil
+}
+
+// remember caches a side's fresh answer once it was accepted, unless its
+// scheme is never preemptive.
 func (x *exchange) remember(s *side) {
-	if s.entry == nil || s.fromCache {
+	if s.entry == nil || s.fromCache || s.entry.traits.NeverPreemptive {
 		return
 	}
 	x.t.cache.put(s.entry)
@@ -249,8 +283,13 @@ func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool
 		x.debug("anyauth: no well-formed challenge", slog.String("header", truncate(strings.Join(resp.Header[s.challengeHeader], " | "), 200)))
 	}
 	var rejected *cacheEntry
-	if s.entry != nil {
-		if x.refresh(s, challenges) {
+	if s.entry != nil && s.leg != nil {
+		retry, err := s.leg.Continue(x.ctx(), resp, matching(challenges, &s.entry.space))
+		if err != nil {
+			return false, &AuthError{Space: s.entry.space, Err: err}
+		}
+		if retry {
+			x.debug("anyauth: continuing", slog.String("space", s.entry.space.String()))
 			return true, nil
 		}
 		rejected = s.entry
@@ -261,7 +300,7 @@ func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool
 		if s.fromCache {
 			x.t.cache.remove(s.entry)
 		}
-		s.entry, s.fromCache = nil, false
+		s.entry, s.leg, s.fromCache = nil, nil, false
 	}
 	ranked := x.t.selector().Select(x.candidates(s, challenges))
 	if len(ranked) > 0 {
@@ -286,6 +325,10 @@ func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool
 			attempt.Rejected = rejected.session
 		}
 		session, err := c.Scheme.Begin(x.ctx(), c.Challenge, attempt)
+		var leg Leg
+		if err == nil {
+			leg, err = session.Start(x.ctx(), out)
+		}
 		if err != nil {
 			if errors.Is(err, ErrNoCredentials) {
 				x.debug("anyauth: skipped", slog.String("scheme", c.Scheme.Name()), slog.String("why", "no credentials"), slog.String("space", space.String()))
@@ -296,11 +339,12 @@ func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool
 			}
 			x.debug("anyauth: skipped", slog.String("scheme", c.Scheme.Name()), slog.String("why", err.Error()))
 			if firstErr == nil {
-				firstErr = err
+				firstErr = &AuthError{Space: space, Err: err}
 			}
 			continue
 		}
-		s.entry = &cacheEntry{space: space, prefixes: prefixes, session: session, strength: c.Strength}
+		s.entry = &cacheEntry{space: space, prefixes: prefixes, session: session, strength: c.Strength, traits: c.Scheme.Traits()}
+		s.leg = leg
 		s.answered = append(s.answered, answeredKey(space.AuthScheme, space.Realm))
 		x.debug("anyauth: chosen", slog.String("scheme", c.Scheme.Name()), slog.Int("strength", int(c.Strength)), slog.String("space", space.String()),
 			slog.String("why", "strongest challenge with credentials"))
@@ -309,21 +353,16 @@ func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool
 	return false, firstErr
 }
 
-// refresh gives the answer that was just sent its one chance to adopt a
-// new challenge without counting as rejected (Digest stale=true).
-func (x *exchange) refresh(s *side, challenges []Challenge) bool {
-	if s.refreshed {
-		return false
-	}
+// matching returns the first challenge of space's scheme and realm, or
+// nil.
+func matching(challenges []Challenge, space *ProtectionSpace) *Challenge {
 	for i := range challenges {
 		c := &challenges[i]
-		if c.Is(s.entry.space.AuthScheme) && c.Realm() == s.entry.space.Realm && s.entry.session.Refresh(c) {
-			s.refreshed = true
-			x.debug("anyauth: stale answer, retrying with the new challenge", slog.String("space", s.entry.space.String()))
-			return true
+		if c.Is(space.AuthScheme) && c.Realm() == space.Realm {
+			return c
 		}
 	}
-	return false
+	return nil
 }
 
 // candidates returns the challenges a configured scheme can answer, that
@@ -335,6 +374,10 @@ func (x *exchange) candidates(s *side, challenges []Challenge) []Candidate {
 		c := &challenges[i]
 		sc := x.t.schemeFor(c.Scheme)
 		if sc == nil {
+			continue
+		}
+		if sc.Traits().ConnectionBound {
+			x.debug("anyauth: skipped", slog.String("scheme", c.Scheme), slog.String("why", "connection-bound schemes are not carried over this Base"))
 			continue
 		}
 		st, ok := sc.Strength(c)

@@ -12,20 +12,34 @@ import (
 // a weaker one after an answer was rejected.
 type Strength int
 
-// Base strengths of the standard schemes. A scheme may add up to 99 to its
-// base to rank variants of itself (Digest ranks its algorithms and qop
-// values this way); a custom scheme picks any value, for example
-// StrengthDigest+50 to rank between Digest SHA-256 and Bearer.
+// Base strengths of the standard schemes, in the order .NET and curl
+// prefer them: Negotiate (Kerberos) > Bearer > NTLM > Digest > Basic. A
+// scheme may add up to 99 to its base to rank variants of itself (Digest
+// ranks its algorithms and qop values this way, up to StrengthDigest+72);
+// a custom scheme picks any value, for example StrengthDigest+50 to rank
+// between Digest SHA-256 and NTLM.
 const (
 	StrengthBasic     Strength = 100
 	StrengthDigest    Strength = 200
+	StrengthNTLM      Strength = 280
 	StrengthBearer    Strength = 300
 	StrengthNegotiate Strength = 400
 )
 
 // A Scheme answers challenges of one HTTP authentication scheme. It is
 // the plug-in point of the Transport: Basic, Digest, Bearer and Negotiate
-// are Schemes, and so is any custom scheme a user writes.
+// are Schemes, and so is any scheme a user writes.
+//
+// The contract has three lifetimes:
+//   - the Scheme is configuration, shared by every protection space;
+//   - a Session belongs to one protection space: Begin creates it from the
+//     first challenge, and the Transport keeps it (unless the scheme is
+//     NeverPreemptive) for every later request in the space, from many
+//     goroutines at once;
+//   - a Leg belongs to one request: Session.Start creates it, only the
+//     request's goroutine uses it, and it remembers what that request sent
+//     (a Digest nonce count, the token a Bearer request carried), so that a
+//     refusal or a mutual-authentication token is judged against it.
 //
 // A Scheme must be safe for concurrent use.
 type Scheme interface {
@@ -33,22 +47,51 @@ type Scheme interface {
 	// "Digest". Challenges are matched to it case-insensitively.
 	Name() string
 
+	// Traits tells the Transport how to treat the Scheme's answers.
+	Traits() Traits
+
 	// Strength reports how strong an answer to c would be, and false when
 	// this Scheme cannot answer c (an unknown algorithm, say). It must not
 	// block or look up credentials.
 	Strength(c *Challenge) (Strength, bool)
 
-	// Begin starts answering c for the request and protection space in a.
-	// It returns the Session that builds the header values, or an error.
-	// An error wrapping ErrNoCredentials means "nothing to answer with":
-	// the Transport then tries the next challenge. Any other error ends the
-	// request when no other challenge can be answered.
+	// Begin starts answering c for the protection space in a, and returns
+	// the space's Session. An error wrapping ErrNoCredentials means
+	// "nothing to answer with": the Transport then tries the next
+	// challenge. Any other error ends the request when no other challenge
+	// can be answered.
 	Begin(ctx context.Context, c *Challenge, a *Attempt) (Session, error)
+}
+
+// Traits tell the Transport what a Scheme's answers need. The zero value
+// describes a scheme like Digest: no reusable secret on the wire, sent
+// preemptively once its space is known, valid on any connection.
+type Traits struct {
+	// RevealsSecret means the header carries a reusable secret that
+	// anyone who reads it can replay (Basic's password, a Bearer token).
+	// The Transport then sends it over plain http only to loopback hosts,
+	// Transport.CleartextHosts, or anywhere with Transport.AllowCleartext.
+	// For a request through a proxy, the hop that matters is the one to
+	// the proxy.
+	RevealsSecret bool
+
+	// NeverPreemptive means a request is answered only after it was
+	// challenged: the Transport does not keep the Session for later
+	// requests (Negotiate and NTLM, whose answers are bound to a request
+	// or a connection).
+	NeverPreemptive bool
+
+	// ConnectionBound means the handshake authenticates the connection
+	// rather than the request (NTLM): every leg must ride one connection,
+	// and that connection must serve no other identity. The Transport
+	// does not carry such schemes over an arbitrary Base yet: it skips
+	// their challenges, saying so in its Debug log.
+	ConnectionBound bool
 }
 
 // An Attempt describes what a Scheme is asked to answer.
 type Attempt struct {
-	// Request is the outgoing request the answer is for. It is the
+	// Request is the outgoing request the answer is first for. It is the
 	// Transport's clone: a Scheme reads it and never modifies it. When
 	// the body can be read again, Request.GetBody is set.
 	Request *http.Request
@@ -56,8 +99,10 @@ type Attempt struct {
 	// Space is the protection space of the challenge.
 	Space ProtectionSpace
 
-	// Credentials looks up credentials: the Transport's origin provider
-	// for a 401, its proxy provider for a 407. It is never nil.
+	// Credentials looks up user names and passwords: the Transport's
+	// origin provider for a 401, its proxy provider for a 407. It is
+	// never nil. Schemes that answer with something else (a token, a key,
+	// a ticket) hold it themselves, scoped with Origins.
 	Credentials CredentialProvider
 
 	// Logger receives the Scheme's diagnostics. It is never nil. Nothing
@@ -71,47 +116,61 @@ type Attempt struct {
 	Rejected Session
 }
 
-// A Session holds what a Scheme learned from one challenge in one
-// protection space: the credentials it looked up and any server state
-// (a Digest nonce, say). The Transport keeps a Session once it succeeded
-// and calls Authorize for every later request in its space, possibly from
-// many goroutines at once, so a Session must be safe for concurrent use.
+// A Session holds what a Scheme learned in one protection space: the
+// credentials it looked up and any server state (a Digest nonce, a
+// token). The Transport keeps it once a request it answered succeeded,
+// and starts a Leg of it for every later request in the space, possibly
+// from many goroutines at once, so a Session must be safe for concurrent
+// use.
 type Session interface {
-	// Authorize returns the value of the Authorization (or
-	// Proxy-Authorization) header for req. req is read only; when its body
-	// can be read again req.GetBody is set, and Authorize may read it
-	// (Digest auth-int hashes it).
-	Authorize(req *http.Request) (string, error)
-
-	// Refresh is called when a request that carried this Session's answer
-	// met a new challenge c of the same scheme in the same space. It
-	// returns true when c asks for a retry with the same credentials
-	// (Digest stale=true) and the Session has adopted c; the Transport
-	// then retries once without counting a rejection. Otherwise it returns
-	// false and the answer counts as rejected.
-	Refresh(c *Challenge) bool
-
-	// Complete inspects the final response to a request that carried this
-	// Session's answer (Digest reads Authentication-Info, Negotiate the
-	// mutual token). It must not read the body. A non-nil error fails the
-	// request: the Transport closes resp and returns the error.
-	Complete(resp *http.Response) error
+	// Start begins the answer to one request. req is the Transport's
+	// clone of the request, read only. An error wrapping
+	// ErrNoCredentials sends the request without this answer; any other
+	// error fails the request.
+	Start(ctx context.Context, req *http.Request) (Leg, error)
 }
 
-// CleartextScheme is implemented by schemes whose header carries a
-// reusable secret readable by anyone on the path (Basic, Bearer). The
-// Transport refuses to send them over plain http to a host that is not a
-// loopback address unless Transport.AllowCleartext permits it.
-type CleartextScheme interface {
-	Scheme
-	// RevealsSecret reports whether the header built for c gives away a
-	// reusable secret to whoever reads it.
-	RevealsSecret() bool
+// A Leg is one request's part of a handshake. It is used by one goroutine
+// at a time and lives until the request's final response. The Transport
+// calls, in order:
+//
+//   - Apply before each round trip that carries the answer;
+//   - then, on the response: Continue when the server (or the proxy, for
+//     a proxy's Leg) challenged again, or Finish when it accepted.
+//
+// Continue returning true leads to another Apply and round trip, as long
+// as the request's answer budget (Transport.MaxAnswers) lasts, so a
+// multi-leg handshake takes as many legs as it needs.
+type Leg interface {
+	// Apply sets the answer on req, the next round trip's request: the
+	// header named by Space.AnswerHeader, and any other header the scheme
+	// needs. When req's body can be read again, req.GetBody is set and
+	// Apply may read it (Digest auth-int hashes it).
+	Apply(req *http.Request) error
+
+	// Continue is called when the request that carried the answer was
+	// challenged again by the same side. c is the response's challenge of
+	// the Leg's scheme and realm, or nil when it has none. Continue
+	// returns true when the Leg has adopted c and the request should be
+	// sent again with it (Digest stale=true, a fresh Bearer token after
+	// invalid_token, the next leg of a Negotiate handshake); false means
+	// the answer was rejected, and the Transport looks for another
+	// challenge to answer, no weaker than this one. An error ends the
+	// request.
+	Continue(ctx context.Context, resp *http.Response, c *Challenge) (retry bool, err error)
+
+	// Finish inspects a response that the server (or the proxy) accepted:
+	// Digest's Authentication-Info, Negotiate's mutual-authentication
+	// token. It must not read the body. An error fails the request: the
+	// Transport closes resp and returns the error.
+	Finish(resp *http.Response) error
 }
 
 // A Scoper is implemented by schemes whose challenges say which paths
-// their protection space covers (Digest's domain parameter). Without it a
-// space covers the directory of the challenged request (RFC 7617 §2.2).
+// their protection space covers (Digest's domain parameter), or whose
+// spaces cover more than a directory (a Bearer token is valid on its whole
+// origin). Without it a space covers the directory of the challenged
+// request (RFC 7617 §2.2).
 type Scoper interface {
 	Scheme
 	// Scope returns the path prefixes on the origin of u (the challenged

@@ -43,6 +43,54 @@ func (s *ProtectionSpace) String() string {
 	return kind + " " + s.Origin() + s.Path + " " + s.AuthScheme + " realm=" + quoteForLog(s.Realm)
 }
 
+// AnswerHeader returns the name of the header that answers a challenge
+// of the space: Proxy-Authorization for a proxy, Authorization otherwise.
+func (s *ProtectionSpace) AnswerHeader() string {
+	if s.Proxy {
+		return "Proxy-Authorization"
+	}
+	return "Authorization"
+}
+
+// ChallengeHeader returns the name of the header that carries the
+// space's challenges: Proxy-Authenticate for a proxy, WWW-Authenticate
+// otherwise.
+func (s *ProtectionSpace) ChallengeHeader() string {
+	if s.Proxy {
+		return "Proxy-Authenticate"
+	}
+	return "Www-Authenticate"
+}
+
+// InfoHeader returns the name of the header in which the server confirms
+// an answer (RFC 9110 §11.6.3, §11.7.3): Proxy-Authentication-Info for a
+// proxy, Authentication-Info otherwise.
+func (s *ProtectionSpace) InfoHeader() string {
+	if s.Proxy {
+		return "Proxy-Authentication-Info"
+	}
+	return "Authentication-Info"
+}
+
+// RejectStatus returns the status code with which the space's server
+// refuses an answer: 407 for a proxy, 401 otherwise.
+func (s *ProtectionSpace) RejectStatus() int {
+	if s.Proxy {
+		return 407
+	}
+	return 401
+}
+
+// SameOrigin reports whether a and b have the same origin (RFC 6454):
+// scheme and host compared without case, and a missing port taken as the
+// scheme's default.
+func SameOrigin(a, b *url.URL) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	return originOf(a) == originOf(b)
+}
+
 // originOf returns a space holding only u's origin.
 func originOf(u *url.URL) ProtectionSpace {
 	scheme := strings.ToLower(u.Scheme)

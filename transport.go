@@ -177,8 +177,7 @@ func (t *Transport) proxyURL(req *http.Request) *url.URL {
 // cleartextRefused reports whether answering with sc in space would send
 // a reusable secret in the clear where the user did not allow it.
 func (t *Transport) cleartextRefused(sc Scheme, space *ProtectionSpace) bool {
-	cs, ok := sc.(CleartextScheme)
-	if !ok || !cs.RevealsSecret() || space.URLScheme == "https" || t.AllowCleartext {
+	if !sc.Traits().RevealsSecret || space.URLScheme == "https" || t.AllowCleartext {
 		return false
 	}
 	if isLoopback(space.Host) {
@@ -219,14 +218,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		body: body,
 		log:  t.logger(),
 		origin: side{
-			answerHeader:    "Authorization",
 			challengeHeader: "Www-Authenticate",
 			credentials:     t.Credentials,
 			disabled:        req.Header.Get("Authorization") != "",
 		},
 		proxy: side{
 			proxy:           true,
-			answerHeader:    "Proxy-Authorization",
 			challengeHeader: "Proxy-Authenticate",
 			credentials:     t.ProxyCredentials,
 		},

@@ -475,15 +475,17 @@ func TestContextCancelled(t *testing.T) {
 	}
 }
 
-// fixedScheme is a custom scheme for tests: it answers "<name> ok" with
-// the given strength, and counts Refresh calls.
+// fixedScheme is a custom scheme for tests: it answers "<name>
+// nonce=<nonce>" with the given strength, and, when stale is set, adopts
+// a stale=true challenge's nonce.
 type fixedScheme struct {
 	name     string
 	strength anyauth.Strength
-	stale    bool // Refresh accepts stale=true
+	stale    bool // Continue adopts stale=true
 }
 
-func (s fixedScheme) Name() string { return s.name }
+func (s fixedScheme) Name() string           { return s.name }
+func (s fixedScheme) Traits() anyauth.Traits { return anyauth.Traits{} }
 func (s fixedScheme) Strength(*anyauth.Challenge) (anyauth.Strength, bool) {
 	return s.strength, true
 }
@@ -491,30 +493,38 @@ func (s fixedScheme) Begin(ctx context.Context, c *anyauth.Challenge, a *anyauth
 	if _, err := a.Credentials.Credentials(ctx, &a.Space); err != nil {
 		return nil, err
 	}
-	return &fixedSession{scheme: s, nonce: c.Param("nonce")}, nil
+	return &fixedSession{scheme: s, header: a.Space.AnswerHeader(), nonce: c.Param("nonce")}, nil
 }
 
 type fixedSession struct {
 	scheme fixedScheme
+	header string
 	mu     sync.Mutex
 	nonce  string
 }
 
-func (s *fixedSession) Authorize(*http.Request) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.scheme.name + " nonce=" + s.nonce, nil
+func (s *fixedSession) Start(context.Context, *http.Request) (anyauth.Leg, error) {
+	return fixedLeg{s}, nil
 }
-func (s *fixedSession) Refresh(c *anyauth.Challenge) bool {
-	if !s.scheme.stale || c.Param("stale") != "true" {
-		return false
+
+type fixedLeg struct{ s *fixedSession }
+
+func (l fixedLeg) Apply(req *http.Request) error {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	req.Header.Set(l.s.header, l.s.scheme.name+" nonce="+l.s.nonce)
+	return nil
+}
+func (l fixedLeg) Continue(_ context.Context, _ *http.Response, c *anyauth.Challenge) (bool, error) {
+	if !l.s.scheme.stale || c == nil || c.Param("stale") != "true" {
+		return false, nil
 	}
-	s.mu.Lock()
-	s.nonce = c.Param("nonce")
-	s.mu.Unlock()
-	return true
+	l.s.mu.Lock()
+	l.s.nonce = c.Param("nonce")
+	l.s.mu.Unlock()
+	return true, nil
 }
-func (s *fixedSession) Complete(*http.Response) error { return nil }
+func (fixedLeg) Finish(*http.Response) error { return nil }
 
 // recordingServer answers 401 with the challenges challenge(n, auth)
 // returns (none means 200) and records every Authorization.
@@ -599,12 +609,13 @@ func TestStaleRetriedOnceWithoutRejection(t *testing.T) {
 	if code, _ := get(t, tr, srv.URL+"/"); code != 200 {
 		t.Fatalf("status %d, server saw %q", code, *seen)
 	}
-	// A second stale on one request is a rejection.
+	// Endless stale challenges are continued until the answer budget
+	// (DefaultMaxAnswers) is spent: 1 + 4 round trips, then the last 401.
 	srv2, seen2 := recordingServer(t, func(n int, auth string) []string {
 		return []string{fmt.Sprintf(`Strong nonce=%d, stale=true`, n)}
 	})
-	if code, _ := get(t, tr, srv2.URL+"/"); code != 401 || len(*seen2) != 3 {
-		t.Fatalf("endless stale: status %d after %d round trips, want 401 after 3", code, len(*seen2))
+	if code, _ := get(t, tr, srv2.URL+"/"); code != 401 || len(*seen2) != 1+anyauth.DefaultMaxAnswers {
+		t.Fatalf("endless stale: status %d after %d round trips, want 401 after %d", code, len(*seen2), 1+anyauth.DefaultMaxAnswers)
 	}
 }
 

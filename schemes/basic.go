@@ -12,8 +12,10 @@ import (
 )
 
 // ErrInvalidCredentials is wrapped by errors about credentials that a
-// scheme cannot encode, such as a Basic user-id holding a colon.
-var ErrInvalidCredentials = errors.New("anyauth/schemes: invalid credentials")
+// scheme cannot encode, such as a Basic user-id holding a colon. Such an
+// error is permanent (anyauth.IsPermanent): the same credentials would
+// fail again.
+var ErrInvalidCredentials = anyauth.Permanent(errors.New("invalid credentials"))
 
 // Basic answers Basic challenges (RFC 7617). User names and passwords are
 // sent as UTF-8, as the challenge's charset="UTF-8" asks and as browsers
@@ -32,8 +34,9 @@ func (Basic) Strength(*anyauth.Challenge) (anyauth.Strength, bool) {
 	return anyauth.StrengthBasic, true
 }
 
-// RevealsSecret returns true: a Basic header carries the password.
-func (Basic) RevealsSecret() bool { return true }
+// Traits reports that a Basic header reveals a reusable secret (the
+// password), so the Transport applies its cleartext guard.
+func (Basic) Traits() anyauth.Traits { return anyauth.Traits{RevealsSecret: true} }
 
 // Begin looks up the credentials for the challenge's protection space and
 // returns a Session that sends them.
@@ -42,15 +45,19 @@ func (Basic) Begin(ctx context.Context, _ *anyauth.Challenge, a *anyauth.Attempt
 	if err != nil {
 		return nil, err
 	}
+	if up == nil {
+		return nil, fmt.Errorf("basic: %w: the provider returned none", anyauth.ErrNoCredentials)
+	}
 	if strings.ContainsRune(up.Username, ':') {
-		return nil, fmt.Errorf("%w: a Basic user-id cannot hold a colon (RFC 7617 §2)", ErrInvalidCredentials)
+		return nil, fmt.Errorf("basic: %w: a user-id cannot hold a colon (RFC 7617 §2)", ErrInvalidCredentials)
 	}
 	if hasControl(up.Username) || hasControl(up.Password) {
-		return nil, fmt.Errorf("%w: Basic credentials cannot hold control characters (RFC 7617 §2)", ErrInvalidCredentials)
+		return nil, fmt.Errorf("basic: %w: credentials cannot hold control characters (RFC 7617 §2)", ErrInvalidCredentials)
 	}
 	return &basicSession{
-		username: up.Username,
-		header:   "Basic " + base64.StdEncoding.EncodeToString([]byte(up.Username+":"+up.Password)),
+		username:     up.Username,
+		answerHeader: a.Space.AnswerHeader(),
+		header:       "Basic " + base64.StdEncoding.EncodeToString([]byte(up.Username+":"+up.Password)),
 	}, nil
 }
 
@@ -63,20 +70,31 @@ func hasControl(s string) bool {
 	return false
 }
 
-// basicSession sends the same header on every request of its space.
+// basicSession sends the same header on every request of its space. It
+// holds no per-request state, so it is its own Leg.
 type basicSession struct {
-	username string
-	header   string
+	username     string
+	answerHeader string
+	header       string
 }
 
-// Authorize returns the same header for every request of the space.
-func (s *basicSession) Authorize(*http.Request) (string, error) { return s.header, nil }
+// Start returns s: every request of the space sends the same header.
+func (s *basicSession) Start(context.Context, *http.Request) (anyauth.Leg, error) { return s, nil }
 
-// Refresh returns false: a Basic challenge after an answer is a rejection.
-func (s *basicSession) Refresh(*anyauth.Challenge) bool { return false }
+// Apply sets the header.
+func (s *basicSession) Apply(req *http.Request) error {
+	req.Header.Set(s.answerHeader, s.header)
+	return nil
+}
 
-// Complete accepts every response: Basic has nothing to verify.
-func (s *basicSession) Complete(*http.Response) error { return nil }
+// Continue returns false: a Basic challenge after an answer is a
+// rejection.
+func (s *basicSession) Continue(context.Context, *http.Response, *anyauth.Challenge) (bool, error) {
+	return false, nil
+}
+
+// Finish accepts every response: Basic has nothing to verify.
+func (s *basicSession) Finish(*http.Response) error { return nil }
 
 // String names the user and hides the header.
 func (s *basicSession) String() string {

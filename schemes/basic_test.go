@@ -28,7 +28,15 @@ func basicAnswer(t *testing.T, user, pass string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return s.Authorize(a.Request)
+	leg, err := s.Start(context.Background(), a.Request)
+	if err != nil {
+		return "", err
+	}
+	req := &http.Request{Method: "GET", Header: http.Header{}}
+	if err := leg.Apply(req); err != nil {
+		return "", err
+	}
+	return req.Header.Get("Authorization"), nil
 }
 
 // TestBasicVectors builds the RFC 7617 (and MDN) credentials of

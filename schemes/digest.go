@@ -103,29 +103,36 @@ var (
 	// ErrMutualAuth means the server did not prove that it knows the
 	// password: its rspauth did not match, or, with RequireMutualAuth,
 	// it sent none that could be checked.
-	ErrMutualAuth = errors.New("schemes: digest: server failed mutual authentication (rspauth)")
+	// It is permanent (anyauth.IsPermanent): a retry layer must not send
+	// the credentials to that server again.
+	ErrMutualAuth = anyauth.Permanent(errors.New("digest: server failed mutual authentication (rspauth)"))
 
 	// ErrBodyNotReadable means the challenge allows only qop=auth-int,
 	// which hashes the request body, and the body cannot be read again
 	// (the request has a body and no GetBody).
-	ErrBodyNotReadable = errors.New("schemes: digest: qop=auth-int needs the request body, which cannot be read again (set Request.GetBody)")
+	ErrBodyNotReadable = errors.New("digest: qop=auth-int needs the request body, which cannot be read again (set Request.GetBody)")
 
 	// ErrUnsupportedAlgorithm means the challenge names an algorithm
 	// Digest does not know.
-	ErrUnsupportedAlgorithm = errors.New("schemes: digest: unsupported algorithm")
+	ErrUnsupportedAlgorithm = errors.New("digest: unsupported algorithm")
 
 	// ErrUnsupportedQop means the challenge's qop list holds neither
 	// auth nor auth-int.
-	ErrUnsupportedQop = errors.New("schemes: digest: unsupported qop")
+	ErrUnsupportedQop = errors.New("digest: unsupported qop")
 
 	// ErrBadChallenge means the challenge cannot be answered for another
 	// reason: it is not a Digest challenge, it has no nonce, or it names
 	// a "-sess" algorithm without qop (its A1 needs a cnonce).
-	ErrBadChallenge = errors.New("schemes: digest: malformed challenge")
+	ErrBadChallenge = errors.New("digest: malformed challenge")
 )
 
 // Name returns "Digest".
 func (Digest) Name() string { return "Digest" }
+
+// Traits returns the zero Traits: a Digest answer reveals no reusable
+// secret, is sent preemptively once its space is known, and is valid on
+// any connection.
+func (Digest) Traits() anyauth.Traits { return anyauth.Traits{} }
 
 // Strength reports how strong an answer to c would be, ranking its
 // algorithm, "-sess" and the qop the Session would pick (see the
@@ -138,14 +145,7 @@ func (d Digest) Strength(c *anyauth.Challenge) (anyauth.Strength, bool) {
 	if err != nil {
 		return 0, false
 	}
-	s := ch.alg.strength
-	switch {
-	case ch.qopAuthInt && d.prefersAuthInt(ch):
-		s += strengthAuthInt
-	case ch.qopAuth:
-		s += strengthAuth
-	}
-	return s, true
+	return d.offeredStrength(ch), true
 }
 
 // prefersAuthInt reports whether d answers ch with auth-int when the body
@@ -173,7 +173,7 @@ func (d Digest) Begin(ctx context.Context, c *anyauth.Challenge, a *anyauth.Atte
 		return nil, err
 	}
 	if up == nil {
-		return nil, fmt.Errorf("%w: the provider returned none for %s", anyauth.ErrNoCredentials, &a.Space)
+		return nil, fmt.Errorf("digest: %w: the provider returned none", anyauth.ErrNoCredentials)
 	}
 	logger := a.Logger
 	if logger == nil {

@@ -48,17 +48,18 @@ func FuzzDigestAuthorize(f *testing.F) {
 		if err != nil {
 			return
 		}
+		ds := s.(*digestSession)
 		for i := 0; i < 2; i++ {
-			h, err := s.Authorize(req)
+			h, err := ds.Authorize(req)
 			if err != nil {
 				t.Fatalf("Authorize of a bodyless GET: %v", err)
 			}
 			checkAnswer(t, h, c, username)
 			req.Header.Set("Authorization", h)
 			info := strings.TrimSpace(strings.TrimPrefix(challenge, c.Scheme))
-			s.Complete(&http.Response{StatusCode: 200, Request: req, Header: http.Header{"Authentication-Info": {info}}})
-			s.Refresh(c)
-			_ = s.(*digestSession).String()
+			ds.Complete(&http.Response{StatusCode: 200, Request: req, Header: http.Header{"Authentication-Info": {info}}})
+			ds.Refresh(c)
+			_ = ds.String()
 		}
 	})
 }

@@ -182,7 +182,7 @@ func hashBody(h hashFunc, getBody func() (io.ReadCloser, error)) (string, error)
 	if getBody != nil {
 		r, err := getBody()
 		if err != nil {
-			return "", fmt.Errorf("schemes: digest: qop=auth-int: re-reading the request body: %w", err)
+			return "", fmt.Errorf("digest: qop=auth-int: re-reading the request body: %w", err)
 		}
 		if r != nil {
 			_, err = io.Copy(hh, r)
@@ -190,7 +190,7 @@ func hashBody(h hashFunc, getBody func() (io.ReadCloser, error)) (string, error)
 				err = cerr
 			}
 			if err != nil {
-				return "", fmt.Errorf("schemes: digest: qop=auth-int: hashing the request body: %w", err)
+				return "", fmt.Errorf("digest: qop=auth-int: hashing the request body: %w", err)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package schemes
 
 import (
 	"strings"
+	"unsafe"
 
 	"github.com/anyauth/anyauth"
 )
@@ -30,57 +31,56 @@ type digestHeader struct {
 // newDigestHeader builds the fixed parts of the header for a challenge.
 // usernameField is the username or username* parameter with its value.
 func newDigestHeader(ch *digestChallenge, usernameField string, hashed bool) digestHeader {
-	var b strings.Builder
-	b.Grow(len("Digest , realm=\"\", nonce=\"\", uri=") + len(usernameField) + len(ch.realm) + len(ch.nonce) + 8)
-	b.WriteString("Digest ")
-	b.WriteString(usernameField)
-	b.WriteString(", realm=")
-	anyauth.AppendQuoted(&b, ch.realm)
-	b.WriteString(", nonce=")
-	anyauth.AppendQuoted(&b, ch.nonce)
-	b.WriteString(", uri=")
-	prefix := b.String()
+	b := make([]byte, 0, len("Digest , realm=\"\", nonce=\"\", uri=")+len(usernameField)+len(ch.realm)+len(ch.nonce)+8)
+	b = append(b, "Digest "...)
+	b = append(b, usernameField...)
+	b = append(b, ", realm="...)
+	b = anyauth.AppendQuoted(b, ch.realm)
+	b = append(b, ", nonce="...)
+	b = anyauth.AppendQuoted(b, ch.nonce)
+	b = append(b, ", uri="...)
+	prefix := string(b)
 
-	var s strings.Builder
+	var s []byte
 	if ch.hasOpaque {
-		s.WriteString(", opaque=")
-		anyauth.AppendQuoted(&s, ch.opaque)
+		s = append(s, ", opaque="...)
+		s = anyauth.AppendQuoted(s, ch.opaque)
 	}
 	if ch.algName != "" {
-		s.WriteString(", algorithm=")
-		s.WriteString(ch.algName)
+		s = append(s, ", algorithm="...)
+		s = append(s, ch.algName...)
 	}
 	switch {
 	case hashed:
-		s.WriteString(", userhash=true")
+		s = append(s, ", userhash=true"...)
 	case ch.userhash:
 		// The server offered userhash and the name travels unhashed:
 		// say so, as RFC 7616 §3.9.2 does.
-		s.WriteString(", userhash=false")
+		s = append(s, ", userhash=false"...)
 	}
-	return digestHeader{prefix: prefix, suffix: s.String()}
+	return digestHeader{prefix: prefix, suffix: string(s)}
 }
 
 // format returns the header value for one request. nc and cnonce are
 // ignored when qop is "".
 func (h *digestHeader) format(uri, cnonce, nc, qop string, response []byte) string {
-	var b strings.Builder
-	b.Grow(len(h.prefix) + len(uri) + len(cnonce) + len(response) + len(h.suffix) + 64)
-	b.WriteString(h.prefix)
-	anyauth.AppendQuoted(&b, uri)
+	b := make([]byte, 0, len(h.prefix)+len(uri)+len(cnonce)+len(response)+len(h.suffix)+64)
+	b = append(b, h.prefix...)
+	b = anyauth.AppendQuoted(b, uri)
 	if qop != "" {
-		b.WriteString(", cnonce=")
-		anyauth.AppendQuoted(&b, cnonce)
-		b.WriteString(", nc=")
-		b.WriteString(nc)
-		b.WriteString(", qop=")
-		b.WriteString(qop)
+		b = append(b, ", cnonce="...)
+		b = anyauth.AppendQuoted(b, cnonce)
+		b = append(b, ", nc="...)
+		b = append(b, nc...)
+		b = append(b, ", qop="...)
+		b = append(b, qop...)
 	}
-	b.WriteString(`, response="`)
-	b.Write(response) // hex: nothing to escape
-	b.WriteByte('"')
-	b.WriteString(h.suffix)
-	return b.String()
+	b = append(b, `, response="`...)
+	b = append(b, response...) // hex: nothing to escape
+	b = append(b, '"')
+	b = append(b, h.suffix...)
+	// b is never written again: share its bytes, as strings.Builder does.
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // usernameField returns the username parameter for user: its hash
@@ -102,7 +102,8 @@ func usernameField(user, realm string, h hashFunc, hashed bool) string {
 		appendExtValue(&b, user)
 	default:
 		b.WriteString("username=")
-		anyauth.AppendQuoted(&b, user)
+		var scratch [128]byte
+		b.Write(anyauth.AppendQuoted(scratch[:0], user))
 	}
 	return b.String()
 }

@@ -107,3 +107,46 @@ func captureLogger() (*slog.Logger, *logBuffer) {
 	b := &logBuffer{}
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
 }
+
+// The tests below the Transport drive a session through these shims,
+// which keep the shape of per-request calls: Authorize runs a fresh Leg's
+// Apply and remembers the Leg by the header it produced, so that Complete
+// finds the Leg of the request a response answers, as the Transport does
+// by keeping the Leg.
+
+// shimLegs maps a header value that Authorize produced to its Leg.
+var shimLegs sync.Map
+
+// Authorize returns the header a fresh Leg applies to req.
+func (s *digestSession) Authorize(req *http.Request) (string, error) {
+	l := &digestLeg{s: s}
+	h, err := l.header(req)
+	if err == nil {
+		shimLegs.Store(h, l)
+	}
+	return h, err
+}
+
+// Refresh is a Leg's Continue with challenge c.
+func (s *digestSession) Refresh(c *anyauth.Challenge) bool { return s.adoptStale(c) }
+
+// Complete is Finish on the Leg that produced resp.Request's answer; a
+// rejection status is not passed on, as the Transport does not.
+func (s *digestSession) Complete(resp *http.Response) error {
+	if resp == nil {
+		return nil
+	}
+	if (s.proxy && resp.StatusCode == http.StatusProxyAuthRequired) || (!s.proxy && resp.StatusCode == http.StatusUnauthorized) {
+		return nil
+	}
+	l := &digestLeg{s: s}
+	if resp.Request != nil {
+		if v, ok := shimLegs.Load(resp.Request.Header.Get(s.answerHeader())); ok {
+			l = v.(*digestLeg)
+		}
+	}
+	if l.st == nil {
+		l.st = s.state.Load() // nothing sent: Finish checks against nothing
+	}
+	return l.Finish(resp)
+}

@@ -2,7 +2,6 @@ package schemes
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -11,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-
-	"github.com/anyauth/anyauth"
 )
 
 // This file holds the per-space state of Digest: the Session the
@@ -178,63 +175,6 @@ func (s *digestSession) counterForOpaque(ch *digestChallenge) *counter {
 	return st.nc
 }
 
-// Authorize returns the Authorization (or Proxy-Authorization) value for
-// req under the current nonce, with the next nonce count and a fresh
-// cnonce. It answers qop=auth-int when it is offered, preferred, and the
-// body can be read again (hashing the body through GetBody); otherwise
-// qop=auth when offered; an auth-int-only challenge with a body that
-// cannot be re-read gives an error wrapping ErrBodyNotReadable.
-func (s *digestSession) Authorize(req *http.Request) (string, error) {
-	st := s.state.Load()
-	ch := st.ch
-	in := digestInput{
-		h:      ch.alg.hash,
-		sess:   ch.alg.sess,
-		ha1:    st.ha1,
-		nonce:  ch.nonce,
-		method: req.Method,
-		uri:    requestTarget(req, s.proxy),
-	}
-	if in.method == "" {
-		in.method = http.MethodGet
-	}
-	switch {
-	case ch.qopAuthInt && s.cfg.prefersAuthInt(ch) && bodyReadable(req):
-		in.qop = "auth-int"
-		getBody := req.GetBody
-		if req.Body == nil || req.Body == http.NoBody {
-			getBody = nil // no body: H("")
-		}
-		var err error
-		if in.bodyHash, err = hashBody(in.h, getBody); err != nil {
-			return "", err
-		}
-	case ch.qopAuth:
-		in.qop = "auth"
-	case ch.qopAuthInt:
-		// The path only: a query may hold a token.
-		return "", fmt.Errorf("%w (%s %s)", ErrBodyNotReadable, in.method, req.URL.EscapedPath())
-	}
-	if in.qop != "" {
-		n := st.nc.n.Add(1)
-		if n > maxNC {
-			return "", fmt.Errorf("schemes: digest: nonce count exhausted for the nonce of %s", s.space)
-		}
-		// nc and cnonce share one allocation.
-		var buf [8 + 64]byte
-		b := appendNC(buf[:0], n)
-		b, err := s.appendCnonce(b)
-		if err != nil {
-			return "", err
-		}
-		both := string(b)
-		in.nc, in.cnonce = both[:8], both[8:]
-	}
-	var respBuf [2 * 64]byte
-	response := appendResponse(respBuf[:0], &in, true)
-	return st.header.format(in.uri, in.cnonce, in.nc, in.qop, response), nil
-}
-
 // appendCnonce appends a fresh client nonce to dst: 16 random bytes in
 // hex.
 func (s *digestSession) appendCnonce(dst []byte) ([]byte, error) {
@@ -249,7 +189,7 @@ func (s *digestSession) appendCnonce(dst []byte) ([]byte, error) {
 		_, err := io.ReadFull(s.cfg.Rand, b[:])
 		s.randMu.Unlock()
 		if err != nil {
-			return nil, fmt.Errorf("schemes: digest: reading a cnonce from Digest.Rand: %w", err)
+			return nil, fmt.Errorf("digest: reading a cnonce from Digest.Rand: %w", err)
 		}
 	}
 	return hex.AppendEncode(dst, b[:]), nil
@@ -300,184 +240,4 @@ func requestHost(req *http.Request) string {
 		}
 	}
 	return host
-}
-
-// Refresh adopts c when it is a Digest challenge with stale=true for the
-// session's realm, with an algorithm and qop Digest can answer: the
-// session takes its nonce, opaque, algorithm and qop, its nonce count
-// restarts, and Refresh returns true so the Transport retries with the
-// same credentials. Any other challenge means the answer was rejected:
-// Refresh returns false and changes nothing. That includes a stale
-// challenge whose algorithm is weaker than the session's (a downgrade).
-func (s *digestSession) Refresh(c *anyauth.Challenge) bool {
-	ch, err := parseDigestChallenge(c)
-	if err != nil || !ch.stale {
-		return false
-	}
-	cur := s.state.Load().ch
-	if ch.realm != cur.realm {
-		return false
-	}
-	// A stale challenge must not weaken the answer: a forged one could
-	// otherwise move a SHA-256 session to MD5 without a rejection.
-	if ch.alg.strength < cur.alg.strength {
-		s.logger.Warn("digest: refusing a stale challenge with a weaker algorithm", "space", s.space,
-			"algorithm", truncateForError(ch.algName))
-		return false
-	}
-	s.adopt(ch)
-	return true
-}
-
-// infoHeaders returns the names of the fields that carry the server's
-// Authentication-Info and the client's answer.
-func (s *digestSession) infoHeaders() (info, answer string, rejected int) {
-	if s.proxy {
-		return "Proxy-Authentication-Info", "Proxy-Authorization", http.StatusProxyAuthRequired
-	}
-	return "Authentication-Info", "Authorization", http.StatusUnauthorized
-}
-
-// Complete reads the Authentication-Info (for a proxy,
-// Proxy-Authentication-Info) of a response the server accepted. It checks
-// rspauth against the cnonce and nc of the request that got resp (read
-// back from resp.Request's Authorization header), and adopts nextnonce.
-// A mismatch fails with an error wrapping ErrMutualAuth when
-// RequireMutualAuth is set, and is logged at Warn level otherwise. It
-// never reads the body.
-func (s *digestSession) Complete(resp *http.Response) error {
-	if resp == nil {
-		return nil
-	}
-	infoName, answerName, rejected := s.infoHeaders()
-	if resp.StatusCode == rejected {
-		return nil // not accepted: nothing to verify or adopt
-	}
-	var sent *anyauth.Challenge
-	if resp.Request != nil {
-		if cs := anyauth.ParseChallenges(resp.Request.Header.Values(answerName)...); len(cs) == 1 && cs[0].Is("Digest") {
-			sent = &cs[0]
-		}
-	}
-	var info *anyauth.Challenge
-	if vals := resp.Header.Values(infoName); len(vals) > 0 {
-		// Authentication-Info is a bare list of auth-params; give it a
-		// scheme to parse it with the challenge grammar.
-		if cs := anyauth.ParseChallenges("Digest " + strings.Join(vals, ", ")); len(cs) == 1 {
-			info = &cs[0]
-		} else if s.cfg.RequireMutualAuth {
-			return fmt.Errorf("%w: %s is malformed (%s)", ErrMutualAuth, infoName, s.space)
-		} else {
-			s.logger.Warn("digest: ignoring a malformed "+infoName, "space", s.space)
-			return nil
-		}
-	}
-
-	if err := s.verify(info, sent, infoName); err != nil {
-		if s.cfg.RequireMutualAuth {
-			return err
-		}
-		if errorsIsMismatch(err) {
-			s.logger.Warn("digest: the server's rspauth does not match: it did not prove that it knows the password",
-				"space", s.space, "detail", err.Error())
-			return nil // a forged response's nextnonce is not adopted
-		}
-	}
-
-	if info == nil {
-		return nil
-	}
-	if next := info.Param("nextnonce"); next != "" {
-		cur := s.state.Load()
-		// Adopt a successor of the nonce in use only: a late response to
-		// an older nonce must not pull the session back.
-		if next != cur.ch.nonce && (sent == nil || sent.Param("nonce") == cur.ch.nonce) {
-			ch := *cur.ch
-			ch.nonce, ch.stale = next, false
-			s.adoptIf(cur, &ch)
-		}
-	}
-	return nil
-}
-
-// adoptIf adopts ch unless the state changed since cur was read.
-func (s *digestSession) adoptIf(cur *digestState, ch *digestChallenge) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.state.Load() == cur {
-		s.adoptLocked(ch)
-	}
-}
-
-// mismatchError is a verification failure that the server caused (a
-// wrong rspauth), as opposed to one that could not be checked.
-type mismatchError struct{ msg string }
-
-func (e *mismatchError) Error() string { return ErrMutualAuth.Error() + ": " + e.msg }
-func (e *mismatchError) Unwrap() error { return ErrMutualAuth }
-
-func errorsIsMismatch(err error) bool {
-	_, ok := err.(*mismatchError)
-	return ok
-}
-
-// verify checks info's rspauth against the answer sent. It returns nil
-// when it matches, a *mismatchError when it does not, and another error
-// wrapping ErrMutualAuth when it cannot be checked (which matters only
-// with RequireMutualAuth).
-func (s *digestSession) verify(info, sent *anyauth.Challenge, infoName string) error {
-	if info == nil {
-		return fmt.Errorf("%w: the response carries no %s (%s)", ErrMutualAuth, infoName, s.space)
-	}
-	rspauth, ok := info.Lookup("rspauth")
-	if !ok {
-		return fmt.Errorf("%w: %s carries no rspauth (%s)", ErrMutualAuth, infoName, s.space)
-	}
-	if sent == nil {
-		return fmt.Errorf("%w: the request's Digest answer is not available to check rspauth against (%s)", ErrMutualAuth, s.space)
-	}
-	alg, ok := lookupAlgorithm(sent.Param("algorithm"))
-	if !ok {
-		return fmt.Errorf("%w: the request's answer names an unknown algorithm (%s)", ErrMutualAuth, s.space)
-	}
-	in := digestInput{
-		h:      alg.hash,
-		sess:   alg.sess,
-		nonce:  sent.Param("nonce"),
-		uri:    sent.Param("uri"),
-		qop:    sent.Param("qop"),
-		nc:     sent.Param("nc"),
-		cnonce: sent.Param("cnonce"),
-	}
-	switch strings.ToLower(in.qop) {
-	case "", "auth":
-	case "auth-int":
-		// For auth-int, rspauth covers the hash of the response body
-		// (A2 = ":" uri ":" H(entity-body)). Complete must not read the
-		// body, and hashing it as the caller reads it would report a
-		// mismatch only after the caller consumed a forged body; so
-		// rspauth is not verified for auth-int.
-		return fmt.Errorf("%w: rspauth of a qop=auth-int answer covers the response body and is not checked (%s)", ErrMutualAuth, s.space)
-	default:
-		return fmt.Errorf("%w: the request's answer has an unknown qop (%s)", ErrMutualAuth, s.space)
-	}
-	// The server echoes the answer's qop, cnonce and nc (RFC 7616 §3.5);
-	// an echo that differs is a response to another answer.
-	for _, name := range [...]string{"qop", "cnonce", "nc"} {
-		if v, ok := info.Lookup(name); ok && v != sent.Param(name) {
-			return &mismatchError{fmt.Sprintf("%s echoes another %s than the request sent (%s)", infoName, name, s.space)}
-		}
-	}
-	st := s.state.Load()
-	ha1 := st.ha1
-	if alg.hash != st.ch.alg.hash || sent.Realm() != st.ch.realm {
-		ha1 = s.computeHA1(alg.hash, sent.Realm())
-	}
-	in.ha1 = ha1
-	var buf [2 * 64]byte
-	want := appendResponse(buf[:0], &in, false)
-	if subtle.ConstantTimeCompare(want, []byte(strings.ToLower(rspauth))) != 1 {
-		return &mismatchError{fmt.Sprintf("rspauth does not match (%s)", s.space)}
-	}
-	return nil
 }

@@ -17,7 +17,7 @@ import (
 
 // This file drives Digest Sessions directly against the strict verifier
 // server, doing by hand what the Transport does: get the challenge, Begin,
-// Authorize every request, Refresh on stale=true, Complete every 200.
+// Start a Leg per request, Continue on a 401, Finish every 200.
 
 // sessionClient plays the Transport for one protection space.
 type sessionClient struct {
@@ -65,19 +65,24 @@ func (c *sessionClient) newRequest(method, path string, body []byte) *http.Reque
 }
 
 // do sends one request, answering challenges as a Transport would, and
-// returns the final response's body, or the error of Complete.
+// returns the final response's body, or the error of Finish.
 func (c *sessionClient) do(method, path string, body []byte) (string, error) {
-	_, ansName, _, status := c.v.names()
+	_, _, _, status := c.v.names()
 	chName, _, _, _ := c.v.names()
-	refreshed := false
+	ctx := context.Background()
+	var leg anyauth.Leg
 	for attempt := 0; attempt < 4; attempt++ {
 		req := c.newRequest(method, path, body)
-		if c.s != nil {
-			h, err := c.s.Authorize(req)
-			if err != nil {
+		if c.s != nil && leg == nil {
+			var err error
+			if leg, err = c.s.Start(ctx, req); err != nil {
 				return "", err
 			}
-			req.Header.Set(ansName, h)
+		}
+		if leg != nil {
+			if err := leg.Apply(req); err != nil {
+				return "", err
+			}
 		}
 		resp, err := c.rt.RoundTrip(req)
 		if err != nil {
@@ -89,7 +94,7 @@ func (c *sessionClient) do(method, path string, body []byte) (string, error) {
 			if resp.StatusCode != http.StatusOK {
 				c.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
 			}
-			if err := c.s.Complete(resp); err != nil {
+			if err := leg.Finish(resp); err != nil {
 				return "", err
 			}
 			return string(b), nil
@@ -99,9 +104,12 @@ func (c *sessionClient) do(method, path string, body []byte) (string, error) {
 		if len(cs) != 1 {
 			c.t.Fatalf("want one challenge, got %q", resp.Header.Values(chName))
 		}
-		if c.s != nil {
-			if !refreshed && c.s.Refresh(&cs[0]) {
-				refreshed = true
+		if leg != nil {
+			retry, err := leg.Continue(ctx, resp, &cs[0])
+			if err != nil {
+				return "", err
+			}
+			if retry {
 				continue
 			}
 			return "", fmt.Errorf("answer rejected: %d", resp.StatusCode)
@@ -112,7 +120,7 @@ func (c *sessionClient) do(method, path string, body []byte) (string, error) {
 			Credentials: userPass(c.user, c.pass),
 			Logger:      testLogger(c.t),
 		}
-		s, err := c.d.Begin(context.Background(), &cs[0], a)
+		s, err := c.d.Begin(ctx, &cs[0], a)
 		if err != nil {
 			return "", err
 		}

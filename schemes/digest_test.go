@@ -466,8 +466,13 @@ func TestDigestRefresh(t *testing.T) {
 	if s.Refresh(parseOne(t, `Digest realm="r", nonce="n3", qop=auth, algorithm=MD5, stale=true`)) {
 		t.Error("stale challenge downgraded SHA-256 to MD5")
 	}
+	// Nor lower the qop (a forged stale=true must not turn auth-int into
+	// auth for every request of the space).
+	if s.Refresh(parseOne(t, `Digest realm="r", nonce="n4", qop=auth, algorithm=SHA-256, stale=true`)) {
+		t.Error("stale challenge lowered qop auth-int to auth")
+	}
 	// Going back to n1 (a stale challenge repeating it) continues its count.
-	if !s.Refresh(parseOne(t, `Digest realm="r", nonce="n1", qop=auth, algorithm=SHA-256, opaque="o1", stale=true`)) {
+	if !s.Refresh(parseOne(t, `Digest realm="r", nonce="n1", qop="auth-int", algorithm=SHA-256, opaque="o1", stale=true`)) {
 		t.Fatal("refused")
 	}
 	if p := get(); p["nonce"] != "n1" || p["nc"] != "00000004" {
