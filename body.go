@@ -1,7 +1,6 @@
 package anyauth
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -9,221 +8,307 @@ import (
 )
 
 // DefaultMaxBodyBuffer is the default Transport.MaxBodyBuffer: the most a
-// Transport buffers of a body it has no other way to replay.
+// Transport keeps in memory of a body it has no other way to replay.
 const DefaultMaxBodyBuffer = 1 << 20
 
-// replayBody hands out the request body once per attempt. It takes
-// ownership of the caller's body and closes it exactly once.
+// A replaySource hands out a request's body once per attempt. It takes
+// ownership of the caller's body and closes it exactly once. There is one
+// implementation per way of replaying, best first:
 //
-// How it replays, best first: the caller's GetBody; seeking an
-// io.Seeker back to where it started; a copy in memory when the body fits
-// the buffer limit. A larger body is a stream: it can be sent again only
-// if no byte of it was read (a server that answered a request sent with
-// "Expect: 100-continue" before asking for the body).
-type replayBody struct {
-	orig    io.ReadCloser
-	getBody func() (io.ReadCloser, error)
-
-	seeker io.ReadSeeker
-	start  int64
-
-	buf []byte
-
-	stream io.Reader // set when the body can be sent once only
-
-	current   *guardedReader // the shared reader of the last attempt (seeker, stream)
-	sends     int
-	closeOnce sync.Once
+//   - getBodySource: the caller's GetBody;
+//   - seekSource: an io.Seeker seeked back to where it started;
+//   - teeSource: any other reader, streamed at once and copied into a
+//     buffer of up to the limit as it goes, so that an attempt that meets a
+//     challenge can be replayed while no more than the limit was read;
+//   - noBody.
+type replaySource interface {
+	// next returns the body of the next attempt, and the GetBody that
+	// attempt's request advertises (nil when the body cannot be read
+	// again independently, as Digest auth-int would need).
+	next() (io.ReadCloser, func() (io.ReadCloser, error), error)
+	// canReplay reports whether next can hand out the whole body again.
+	// It ends the last attempt's hold on the body first.
+	canReplay() bool
+	// streaming reports whether the body may be too large to replay, so
+	// that ExpectContinue should hold it back until the server asks.
+	streaming() bool
+	// close ends the request: the caller's body is closed now, or once
+	// the transport still sending the last attempt is done with it.
+	close()
 }
 
-// newReplayBody prepares req's body for replay. limit < 0 never buffers.
-func newReplayBody(req *http.Request, limit int64) (*replayBody, error) {
-	b := &replayBody{orig: req.Body}
+// newReplaySource prepares req's body for replay. limit < 0 never buffers.
+func newReplaySource(req *http.Request, limit int64) replaySource {
 	if req.Body == nil || req.Body == http.NoBody {
-		b.orig = nil
-		return b, nil
+		return noBody{}
 	}
 	if req.GetBody != nil {
-		b.getBody = req.GetBody
-		return b, nil
+		return &getBodySource{orig: req.Body, getBody: req.GetBody}
 	}
 	if s, ok := req.Body.(io.ReadSeeker); ok {
 		if off, err := s.Seek(0, io.SeekCurrent); err == nil {
-			b.seeker, b.start = s, off
-			return b, nil
+			b := &seekSource{seeker: s, start: off}
+			b.init(req.Body)
+			return b
 		}
 	}
-	if limit < 0 {
-		b.stream = req.Body
-		return b, nil
-	}
-	// Buffer up to limit+1 bytes: if that much is there, the body is too
-	// large and is streamed (the buffered head first, then the rest).
-	head, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
-	if err != nil {
-		b.closeOrig()
-		return nil, err
-	}
-	if int64(len(head)) > limit {
-		b.stream = io.MultiReader(bytes.NewReader(head), req.Body)
-		return b, nil
-	}
-	b.buf = head
-	b.closeOrig()
-	return b, nil
+	b := &teeSource{limit: limit, length: req.ContentLength}
+	b.init(req.Body)
+	return b
 }
 
-// isStream reports whether the body can be sent only once.
-func (b *replayBody) isStream() bool { return b.stream != nil }
+// noBody is the source of a request without a body.
+type noBody struct{}
 
-// canReplay reports whether next can hand out the body once more. For a
-// stream it cuts the last attempt off, and then asks whether it read any.
-func (b *replayBody) canReplay() bool {
-	if b.stream == nil || b.current == nil {
-		return true
-	}
-	b.current.cutOff()
-	return b.current.bytesRead() == 0
-}
-
-// next returns the body for the next attempt, and the GetBody to set on
-// that attempt's request (nil when the body cannot be read again).
-func (b *replayBody) next() (io.ReadCloser, func() (io.ReadCloser, error), error) {
-	b.sends++
-	switch {
-	case b.getBody != nil:
-		if b.sends == 1 && b.orig != nil {
-			// The caller's own body goes first; http.Transport closes it.
-			body := b.orig
-			b.orig = nil
-			return body, b.getBody, nil
-		}
-		body, err := b.getBody()
-		return body, b.getBody, err
-	case b.seeker != nil:
-		body, err := b.rewind()
-		return body, b.rewind, err
-	case b.buf != nil:
-		return io.NopCloser(bytes.NewReader(b.buf)), b.bufferedBody, nil
-	case b.stream != nil:
-		if !b.canReplay() {
-			return nil, nil, ErrBodyNotReplayable
-		}
-		b.current = &guardedReader{r: b.stream, closeOrig: b.closeOrig}
-		return b.current, nil, nil
-	}
+func (noBody) next() (io.ReadCloser, func() (io.ReadCloser, error), error) {
 	return http.NoBody, nil, nil
 }
+func (noBody) canReplay() bool { return true }
+func (noBody) streaming() bool { return false }
+func (noBody) close()          {}
 
-// getBodyFunc returns a GetBody for the request, nil when the body cannot
-// be read again.
-func (b *replayBody) getBodyFunc() func() (io.ReadCloser, error) {
-	switch {
-	case b.getBody != nil:
-		return b.getBody
-	case b.seeker != nil:
-		return b.rewind
-	case b.buf != nil:
-		return b.bufferedBody
-	}
-	return nil
+// getBodySource replays with the caller's GetBody. The caller's own body
+// goes with the first attempt; http.Transport closes it.
+type getBodySource struct {
+	orig    io.ReadCloser
+	getBody func() (io.ReadCloser, error)
+	sent    bool
 }
 
-func (b *replayBody) bufferedBody() (io.ReadCloser, error) {
-	return io.NopCloser(bytes.NewReader(b.buf)), nil
+func (b *getBodySource) next() (io.ReadCloser, func() (io.ReadCloser, error), error) {
+	if !b.sent {
+		b.sent = true
+		body := b.orig
+		b.orig = nil
+		return body, b.getBody, nil
+	}
+	body, err := b.getBody()
+	return body, b.getBody, err
+}
+func (b *getBodySource) canReplay() bool { return true }
+func (b *getBodySource) streaming() bool { return false }
+func (b *getBodySource) close() {
+	if b.orig != nil { // never sent: the request ended before it went
+		b.orig.Close()
+	}
 }
 
-// rewind seeks the body back to its start and returns a reader of it.
-// The reader of the previous attempt is cut off first, so a transport
-// still writing an old attempt can never read from the new position.
-func (b *replayBody) rewind() (io.ReadCloser, error) {
-	if b.current != nil {
-		b.current.cutOff()
-	}
-	if _, err := b.seeker.Seek(b.start, io.SeekStart); err != nil {
-		return nil, err
-	}
-	b.current = &guardedReader{r: b.seeker, closeOrig: b.closeOrig}
-	return b.current, nil
+// shared is the caller's body as the attempts share it: it is closed once,
+// when the request has ended and no attempt still reads it.
+type shared struct {
+	mu      sync.Mutex
+	cond    sync.Cond // signalled when a read of the caller's body ends
+	orig    io.ReadCloser
+	reading bool // a Read of orig is in progress (without mu held)
+	ended   bool // the request is over
+	closed  bool // orig was closed
+	current *attemptReader
 }
 
-// close ends the request: the caller's body is closed now, or, when the
-// last attempt's transport is still sending it, as soon as it is done.
-func (b *replayBody) close() {
-	if b.current != nil {
-		b.current.release()
-		return
-	}
-	b.closeOrig()
+func (s *shared) init(orig io.ReadCloser) {
+	s.orig = orig
+	s.cond.L = &s.mu
 }
 
-// closeOrig closes the caller's body once, unless a transport took it.
-func (b *replayBody) closeOrig() {
-	b.closeOnce.Do(func() {
-		if b.orig != nil {
-			b.orig.Close()
-		}
-	})
+// closeLocked closes the caller's body once.
+func (s *shared) closeLocked() {
+	if !s.closed {
+		s.closed = true
+		s.orig.Close()
+	}
+}
+
+// endAttemptLocked cuts the last attempt off: its later reads fail.
+func (s *shared) endAttemptLocked() {
+	if s.current != nil {
+		s.current.off = true
+	}
+}
+
+// release ends the request. The caller's body is closed now unless the
+// transport still holds the last attempt's reader, in which case its
+// Close does it.
+func (s *shared) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ended = true
+	if s.current == nil || s.current.closed || s.current.off {
+		s.closeLocked()
+	}
+}
+
+// attemptReader is one attempt's view of a shared body. Reads of the
+// caller's body run without any lock held, so a transport can give up on
+// an attempt (an early response, a cancelled context) while a Read blocks.
+type attemptReader struct {
+	s      *shared
+	read   func(r *attemptReader, p []byte) (int, error) // called with s.mu held
+	off    bool                                          // cut off: the attempt is over
+	closed bool                                          // the transport closed it
+	n      int64                                         // bytes this attempt read
 }
 
 var errBodyCutOff = errors.New("anyauth: request body read after its attempt ended")
 
-// guardedReader reads a shared body (a seekable one, or a stream) for one
-// attempt until it is cut off, and counts what it read. Closing it tells
-// that the transport is done with it; the caller's body is closed once
-// the request has ended too.
-type guardedReader struct {
-	mu        sync.Mutex
-	r         io.Reader
-	n         int64
-	off       bool // cut off: the attempt is over
-	closed    bool // the transport closed it
-	ended     bool // the request is over: close the caller's body on Close
-	closeOrig func()
-}
-
-func (g *guardedReader) Read(p []byte) (int, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.off {
+func (r *attemptReader) Read(p []byte) (int, error) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	if r.off {
 		return 0, errBodyCutOff
 	}
-	n, err := g.r.Read(p)
-	g.n += int64(n)
-	return n, err
+	return r.read(r, p)
 }
 
 // Close records that the transport is done; it closes the caller's body
 // if the request has already ended.
-func (g *guardedReader) Close() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.closed = true
-	if g.ended {
-		g.closeOrig()
+func (r *attemptReader) Close() error {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	r.closed = true
+	if r.s.ended {
+		r.s.closeLocked()
 	}
 	return nil
 }
 
-func (g *guardedReader) cutOff() {
-	g.mu.Lock()
-	g.off = true
-	g.mu.Unlock()
-}
-
-func (g *guardedReader) bytesRead() int64 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.n
-}
-
-// release ends the request: the caller's body is closed now if the
-// transport is done with this attempt, or when it closes it.
-func (g *guardedReader) release() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.ended = true
-	if g.closed || g.off {
-		g.closeOrig()
+// readOrig reads the caller's body into p with s.mu released during the
+// Read, and returns with it held again.
+func (s *shared) readOrig(p []byte) (int, error) {
+	for s.reading { // an abandoned attempt is still in a Read
+		s.cond.Wait()
 	}
+	s.reading = true
+	s.mu.Unlock()
+	n, err := s.orig.Read(p)
+	s.mu.Lock()
+	s.reading = false
+	s.cond.Broadcast()
+	return n, err
 }
+
+// seekSource replays a seekable body by seeking it back to where it
+// started. A new attempt waits until a read of the old one has ended, so
+// that a transport still writing an old attempt can never read from the
+// new position.
+type seekSource struct {
+	shared
+	seeker io.ReadSeeker
+	start  int64
+}
+
+func (b *seekSource) next() (io.ReadCloser, func() (io.ReadCloser, error), error) {
+	body, err := b.rewind()
+	return body, b.rewind, err
+}
+
+func (b *seekSource) rewind() (io.ReadCloser, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.endAttemptLocked()
+	for b.reading {
+		b.cond.Wait()
+	}
+	if _, err := b.seeker.Seek(b.start, io.SeekStart); err != nil {
+		return nil, err
+	}
+	r := &attemptReader{s: &b.shared, read: func(r *attemptReader, p []byte) (int, error) {
+		n, err := b.readOrig(p)
+		if r.off {
+			return 0, errBodyCutOff
+		}
+		r.n += int64(n)
+		return n, err
+	}}
+	b.current = r
+	return r, nil
+}
+
+func (b *seekSource) canReplay() bool { return true }
+func (b *seekSource) streaming() bool { return false }
+func (b *seekSource) close()          { b.release() }
+
+// teeSource streams a body that has neither GetBody nor Seek: the first
+// attempt sends it at once, and every byte read from the caller's body is
+// kept in a buffer of up to limit bytes. An attempt that meets a challenge
+// can be replayed while the buffer holds every byte read so far: the
+// replay sends the buffer, then goes on reading the caller's body where
+// the last attempt stopped. Past the limit the body can be replayed only
+// if no byte of it was read at all.
+type teeSource struct {
+	shared
+	limit  int64 // < 0: never buffer
+	length int64 // the request's ContentLength (0 or -1: unknown)
+
+	buf      []byte // the first bytes of the body, all of them while !overflow
+	total    int64  // bytes read from the caller's body
+	overflow bool   // more than limit bytes were read: buf is not the whole prefix
+	eof      bool   // the caller's body is exhausted
+	sends    int
+}
+
+func (b *teeSource) next() (io.ReadCloser, func() (io.ReadCloser, error), error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sends > 0 && !b.canReplayLocked() {
+		return nil, nil, ErrBodyNotReplayable
+	}
+	b.sends++
+	b.endAttemptLocked()
+	r := &attemptReader{s: &b.shared, read: b.readAt}
+	b.current = r
+	return r, nil, nil
+}
+
+// readAt serves attempt r from the buffer while it is behind the stream,
+// and from the caller's body (copying into the buffer) once it caught up.
+func (b *teeSource) readAt(r *attemptReader, p []byte) (int, error) {
+	if r.n < int64(len(b.buf)) {
+		n := copy(p, b.buf[r.n:])
+		r.n += int64(n)
+		return n, nil
+	}
+	if r.n < b.total {
+		// Bytes this attempt needs were read by an earlier one past
+		// the buffer: they are gone.
+		return 0, ErrBodyNotReplayable
+	}
+	if b.eof {
+		return 0, io.EOF
+	}
+	n, err := b.readOrig(p)
+	if n > 0 {
+		if !b.overflow && b.limit >= 0 && b.total+int64(n) <= b.limit {
+			b.buf = append(b.buf, p[:n]...)
+		} else {
+			b.overflow = true
+		}
+		b.total += int64(n)
+	}
+	if err == io.EOF {
+		b.eof = true
+	}
+	if r.off {
+		// Cut off while reading: the bytes are kept for the next
+		// attempt, not given to this one.
+		return 0, errBodyCutOff
+	}
+	r.n += int64(n)
+	return n, err
+}
+
+func (b *teeSource) canReplay() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.endAttemptLocked()
+	return b.canReplayLocked()
+}
+
+func (b *teeSource) canReplayLocked() bool { return !b.overflow || b.total == 0 }
+
+// streaming reports whether the body may exceed the buffer: its length is
+// unknown or over the limit.
+func (b *teeSource) streaming() bool {
+	return b.length <= 0 || b.limit < 0 || b.length > b.limit
+}
+
+func (b *teeSource) close() { b.release() }

@@ -11,7 +11,17 @@
 // round trips.
 //
 // The root package holds the Transport, the challenge grammar, the Selector,
-// the credential providers and the Scheme contract. The schemes themselves
-// live in package schemes (Basic, Digest) and package negotiate, so that a
-// program compiles only the schemes it uses.
+// the credential providers and the Scheme contract (Scheme, Session, Leg).
+// The schemes themselves live in package schemes (Basic, Digest, Bearer),
+// so that the root imports none of them; package negotiate is reserved for
+// Negotiate, which is not written yet.
+//
+// # Errors
+//
+// Errors of this package start with "anyauth: ". A scheme's own errors
+// start with its name ("digest: "), and the Transport returns them inside
+// an *AuthError that names the protection space, so one message reads
+// "anyauth: origin http://host:80/ Digest realm="r": digest: …". Errors
+// after which the same request must not be sent again (a cleartext
+// refusal, a failed mutual authentication) are reported by IsPermanent.
 package anyauth

@@ -48,7 +48,7 @@ func answeredKey(scheme, realm string) string { return strings.ToLower(scheme) +
 type exchange struct {
 	t        *Transport
 	req      *http.Request
-	body     *replayBody
+	body     replaySource
 	log      *slog.Logger
 	proxyURL *url.URL
 	origin   side
@@ -177,27 +177,17 @@ func (x *exchange) build() (*http.Request, error) {
 	if out.Header == nil {
 		out.Header = make(http.Header)
 	}
-	out.GetBody = x.body.getBodyFunc()
-	if x.body.buf != nil {
-		out.ContentLength = int64(len(x.body.buf))
-	}
 	for _, s := range []*side{&x.origin, &x.proxy} {
 		if s.entry != nil && s.leg == nil {
 			if err := x.startLeg(s, out); err != nil {
 				return nil, err
 			}
 		}
-		if s.leg == nil {
-			continue
-		}
-		if err := s.leg.Apply(out); err != nil {
-			return nil, &AuthError{Space: s.entry.space, Err: err}
-		}
 	}
 	if x.sent > 0 && x.t.Jar != nil {
 		setCookies(out, x.req, x.t.Jar.Cookies(x.req.URL))
 	}
-	if x.t.ExpectContinue && x.body.isStream() && out.Header.Get("Expect") == "" {
+	if x.t.ExpectContinue && x.body.streaming() && out.Header.Get("Expect") == "" {
 		out.Header.Set("Expect", "100-continue")
 	}
 	body, getBody, err := x.body.next()
@@ -205,6 +195,15 @@ func (x *exchange) build() (*http.Request, error) {
 		return nil, err
 	}
 	out.Body, out.GetBody = body, getBody
+	for _, s := range []*side{&x.origin, &x.proxy} {
+		if s.leg == nil {
+			continue
+		}
+		if err := s.leg.Apply(out); err != nil {
+			body.Close() // never sent: give the body back
+			return nil, &AuthError{Space: s.entry.space, Err: err}
+		}
+	}
 	return out, nil
 }
 

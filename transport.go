@@ -48,9 +48,11 @@ type Transport struct {
 	// Proxy credentials never go to an origin, nor origin ones to a proxy.
 	ProxyCredentials CredentialProvider
 
-	// Proxy tells which proxy a request goes through, when Base is not an
-	// *http.Transport (whose Proxy field is used otherwise). A 407 is
-	// answered only when the proxy is known.
+	// Proxy tells the Transport which proxy a request goes through, so
+	// that it answers that proxy's 407s and no one else's. Nil means the
+	// Proxy func of Base when Base is an *http.Transport, and no proxy
+	// otherwise. When set, it is used even if Base has a Proxy func of its
+	// own, so the two must name the same proxy.
 	Proxy func(*http.Request) (*url.URL, error)
 
 	// Selector ranks the challenges of a response. Nil means
@@ -152,8 +154,9 @@ func (t *Transport) schemeFor(name string) Scheme {
 }
 
 // proxyURL returns the proxy req goes through, or nil when it goes direct,
-// when the proxy is unknown, or when req is https (a tunnel: the proxy is
-// answered during CONNECT, never with a header the origin would see).
+// when the proxy is unknown, or when req is https: such a request rides a
+// CONNECT tunnel that Base opens, and a Proxy-Authorization header on it
+// would travel through the tunnel to the origin.
 func (t *Transport) proxyURL(req *http.Request) *url.URL {
 	if req.URL.Scheme != "http" {
 		return nil
@@ -207,10 +210,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, errors.New("anyauth: nil Request.URL")
 	}
-	body, err := newReplayBody(req, t.maxBodyBuffer())
-	if err != nil {
-		return nil, err
-	}
+	body := newReplaySource(req, t.maxBodyBuffer())
 	defer body.close()
 	x := &exchange{
 		t:    t,

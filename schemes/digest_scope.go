@@ -37,7 +37,7 @@ func (Digest) Scope(c *anyauth.Challenge, u *url.URL) []string {
 			continue
 		}
 		abs := u.ResolveReference(ref)
-		if !sameOrigin(abs, u) {
+		if !anyauth.SameOrigin(abs, u) {
 			continue
 		}
 		p := abs.EscapedPath()
@@ -47,22 +47,4 @@ func (Digest) Scope(c *anyauth.Challenge, u *url.URL) []string {
 		out = append(out, p)
 	}
 	return out
-}
-
-// sameOrigin reports whether a and b have the same scheme, host and port
-// (a missing port being the scheme's default).
-func sameOrigin(a, b *url.URL) bool {
-	return strings.EqualFold(a.Scheme, b.Scheme) &&
-		strings.EqualFold(a.Hostname(), b.Hostname()) &&
-		portOf(a) == portOf(b)
-}
-
-func portOf(u *url.URL) string {
-	if p := u.Port(); p != "" {
-		return p
-	}
-	if strings.EqualFold(u.Scheme, "https") {
-		return "443"
-	}
-	return "80"
 }
