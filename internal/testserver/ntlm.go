@@ -1,0 +1,99 @@
+package testserver
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"text/template"
+)
+
+// NTLM names of the NTLM Apache (StartNTLMApache).
+const (
+	// NTLMDomain is the NetBIOS domain of the server and of its only user,
+	// User with password Password.
+	NTLMDomain = "ANYAUTH"
+	// NTLMComputer is the server's NetBIOS computer name.
+	NTLMComputer = "ANYAUTHWEB"
+	// PathNTLM is NTLM (mod_auth_gssapi with gss-ntlmssp,
+	// GssapiConnectionBound On): raw "NTLM" and SPNEGO "Negotiate"
+	// carrying raw NTLMSSP messages, on one keep-alive connection.
+	// REMOTE_USER is User (without domain).
+	PathNTLM = "/ntlm/"
+)
+
+// gssNTLMSSPPaths are where Debian and Fedora put the gss-ntlmssp mechanism.
+var gssNTLMSSPPaths = []string{
+	"/usr/lib/x86_64-linux-gnu/gssntlmssp/gssntlmssp.so",
+	"/usr/lib/aarch64-linux-gnu/gssntlmssp/gssntlmssp.so",
+	"/usr/lib64/gssntlmssp/gssntlmssp.so",
+	"/usr/lib/gssntlmssp/gssntlmssp.so",
+}
+
+// NTLMLocations are the protected locations of the NTLM Apache.
+var NTLMLocations = []Location{
+	{PathNTLM, "", `NTLM and Negotiate (NTLMSSP) via mod_auth_gssapi and gss-ntlmssp, connection-bound (a request without Authorization on an authenticated connection is let in); REMOTE_USER alice`},
+}
+
+// StartNTLMApache starts Debian's Apache httpd with mod_auth_gssapi and the
+// gss-ntlmssp mechanism (package gss-ntlmssp) on a free 127.0.0.1 port,
+// with the location PathNTLM, and waits until it answers. Its URL is
+// http://127.0.0.1:PORT. The user database (NTLM_USER_FILE) has one entry,
+// NTLMDomain:User:Password; the mechanism is loaded through a mech file of
+// its own (GSS_MECH_CONFIG).
+//
+// NTLM is a three-leg handshake (negotiate, challenge, authenticate) whose
+// state lives in the TCP connection: the client must send the three
+// requests on one keep-alive connection. The error wraps ErrNotInstalled
+// when apache2, mod_auth_gssapi or gss-ntlmssp is missing.
+func StartNTLMApache() (*Server, error) {
+	var mech string
+	if p := os.Getenv("TESTSERVER_GSSNTLMSSP"); p != "" {
+		gssNTLMSSPPaths = []string{p}
+	}
+	for _, p := range gssNTLMSSPPaths {
+		if _, err := os.Stat(p); err == nil {
+			mech = p
+			break
+		}
+	}
+	if mech == "" {
+		return nil, fmt.Errorf("%w: gss-ntlmssp not found in %v", ErrNotInstalled, gssNTLMSSPPaths)
+	}
+	files := map[string]string{
+		"gss/mech":   fmt.Sprintf("gssntlmssp_v1 1.3.6.1.4.1.311.2.2.10 %s\n", mech),
+		"ntlm-users": fmt.Sprintf("%s:%s:%s\n", NTLMDomain, User, Password),
+	}
+	env := func(dir string) []string {
+		return []string{
+			"GSS_MECH_CONFIG=" + filepath.Join(dir, "gss", "mech"),
+			"NTLM_USER_FILE=" + filepath.Join(dir, "ntlm-users"),
+			"NETBIOS_COMPUTER_NAME=" + NTLMComputer,
+			"NETBIOS_DOMAIN_NAME=" + NTLMDomain,
+		}
+	}
+	return startGSSAPIServer("apache-ntlm", NTLMLocations, files, env, ntlmLocationsConf, map[string]any{
+		"PathNTLM": PathNTLM,
+	})
+}
+
+// StartNTLMForTest is StartForTest(t, StartNTLMApache).
+func StartNTLMForTest(t testing.TB) *Server {
+	t.Helper()
+	return StartForTest(t, StartNTLMApache)
+}
+
+var ntlmLocationsConf = template.Must(template.New("ntlm-locations").Parse(`
+<Location "{{.PathNTLM}}">
+    AuthType GSSAPI
+    AuthName "anyauth ntlm"
+    GssapiAllowedMech ntlmssp
+    GssapiConnectionBound On
+    GssapiBasicAuth Off
+    GssapiSSLonly Off
+    GssapiUseSessions Off
+    GssapiLocalName Off
+    GssapiPublishMech On
+    Require valid-user
+</Location>
+`))
