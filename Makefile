@@ -1,9 +1,11 @@
-# Integration tests start real Apache httpd and lighttpd through
-# internal/testserver (temp configs, 127.0.0.1, free ports); nothing here
-# starts or configures a system service.
+# Integration tests start real servers through internal/testserver (temp
+# configs, 127.0.0.1, free ports): Apache httpd (Basic, Digest,
+# mod_auth_openidc, mod_auth_gssapi with Kerberos and gss-ntlmssp),
+# lighttpd, an MIT Kerberos KDC and Squid. Nothing here starts or
+# configures a system service.
 GO       ?= go
-SERVERS  := /usr/sbin/apache2 /usr/sbin/lighttpd
-PACKAGES := apache2 apache2-utils lighttpd
+PACKAGES := apache2 apache2-utils lighttpd squid krb5-kdc krb5-admin-server krb5-user \
+	libapache2-mod-auth-openidc libapache2-mod-auth-gssapi gss-ntlmssp curl
 
 .PHONY: deps test lint fuzz-short servers fuzz
 
@@ -18,7 +20,9 @@ FUZZTIME    ?= 200000x
 # fetch the Go modules. A temporary policy-rc.d keeps the packages from
 # starting system services on port 80 during the install.
 deps:
-	@for b in $(SERVERS); do [ -x $$b ] || missing=1; done; \
+	@for p in $(PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing=1; \
+	done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			if [ ! -e /usr/sbin/policy-rc.d ]; then \
