@@ -29,6 +29,7 @@ import (
 
 	"github.com/anyauth/anyauth"
 	"github.com/anyauth/anyauth/schemes"
+	"golang.org/x/oauth2/clientcredentials"
 )
 
 // options are the parsed command line.
@@ -39,6 +40,9 @@ type options struct {
 	data          string
 	verbose       bool
 	bearer        string
+	oauth2URL     string
+	oauth2Client  string
+	oauth2Scope   string
 	proxy         string
 	proxyUser     string
 	negotiate     bool
@@ -72,7 +76,10 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.method, "X", "", "request `METHOD` (default GET, or POST with -d)")
 	fs.StringVar(&o.data, "d", "", "request body `DATA`, or @FILE to stream a file (replayed by seeking)")
 	fs.BoolVar(&o.verbose, "v", false, "trace challenges, ranking, choice and round trips to stderr (secrets redacted)")
-	fs.StringVar(&o.bearer, "bearer", "", "Bearer `TOKEN` (not yet supported)")
+	fs.StringVar(&o.bearer, "bearer", "", "Bearer `TOKEN` for the URL's origin only")
+	fs.StringVar(&o.oauth2URL, "oauth2-token-url", "", "OAuth 2.0 token endpoint `URL`: fetch Bearer tokens with the client-credentials grant (needs -oauth2-client)")
+	fs.StringVar(&o.oauth2Client, "oauth2-client", "", "`ID:SECRET` of the OAuth 2.0 client")
+	fs.StringVar(&o.oauth2Scope, "oauth2-scope", "", "`SCOPES` to ask for, separated by spaces or commas")
 	fs.StringVar(&o.proxy, "proxy", "", "proxy `URL` for plain-http targets")
 	fs.StringVar(&o.proxyUser, "proxy-user", "", "`USER:PASS` for the proxy only")
 	fs.BoolVar(&o.negotiate, "negotiate", false, "answer Negotiate (Kerberos) challenges (not yet supported)")
@@ -97,8 +104,11 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if o.count < 1 {
 		return nil, usageError{"-n must be at least 1"}
 	}
-	if o.bearer != "" {
-		return nil, usageError{"-bearer: not yet supported"}
+	if (o.oauth2URL == "") != (o.oauth2Client == "") {
+		return nil, usageError{"-oauth2-token-url and -oauth2-client go together"}
+	}
+	if o.bearer != "" && o.oauth2URL != "" {
+		return nil, usageError{"-bearer and -oauth2-token-url are two ways to get a token: give one"}
 	}
 	if o.negotiate {
 		return nil, usageError{"-negotiate: not yet supported"}
@@ -157,6 +167,23 @@ func newTransport(o *options, target *url.URL, stderr io.Writer) (*anyauth.Trans
 	}
 	if len(creds) > 0 {
 		t.Credentials = creds
+	}
+	origin := target.Scheme + "://" + target.Host
+	switch {
+	case o.bearer != "":
+		t.Schemes = append(t.Schemes, schemes.NewStaticBearer(o.bearer, origin))
+	case o.oauth2URL != "":
+		id, secret, ok := strings.Cut(o.oauth2Client, ":")
+		if !ok {
+			return nil, usageError{"-oauth2-client wants ID:SECRET"}
+		}
+		cfg := &clientcredentials.Config{
+			ClientID:     id,
+			ClientSecret: secret,
+			TokenURL:     o.oauth2URL,
+			Scopes:       strings.FieldsFunc(o.oauth2Scope, func(r rune) bool { return r == ' ' || r == ',' }),
+		}
+		t.Schemes = append(t.Schemes, schemes.NewBearer(cfg.Token, origin))
 	}
 	if o.proxy != "" {
 		pu, err := url.Parse(o.proxy)

@@ -60,7 +60,9 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"-bogus"}, 2, ""},
 		{[]string{"ftp://x"}, 2, ""},
 		{[]string{"a", "b"}, 2, ""},
-		{[]string{"-bearer", "tok", srv.URL}, 2, ""},
+		{[]string{"-bearer", "tok", "-oauth2-token-url", "http://127.0.0.1:1/", "-oauth2-client", "a:b", srv.URL}, 2, ""},
+		{[]string{"-oauth2-token-url", "http://127.0.0.1:1/", srv.URL}, 2, ""},
+		{[]string{"-oauth2-token-url", "http://127.0.0.1:1/", "-oauth2-client", "nocolon", srv.URL}, 2, ""},
 		{[]string{"http://127.0.0.1:1/"}, 2, ""},
 	}
 	for _, c := range cases {

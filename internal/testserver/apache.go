@@ -1,6 +1,8 @@
 package testserver
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -36,12 +38,27 @@ var ApacheLocations = []Location{
 //   - Authentication-Info on a 200 carries rspauth, cnonce, nc and qop;
 //     nextnonce is added only when the nonce has less than 30 s to live,
 //     i.e. always on /digest-stale/.
-func StartApache() (*Server, error) {
+func StartApache() (*Server, error) { return startApache(false) }
+
+// StartApacheTLS starts Apache like StartApache, with the same locations and
+// documents, but speaking HTTPS only (mod_ssl, TLS 1.2 and 1.3): URL is
+// "https://127.0.0.1:PORT" and Name "apache-tls". Its certificate, valid
+// for 127.0.0.1, ::1 and localhost, is issued by a throw-away ECDSA P-256
+// CA generated at start (see newTestPKI, CertValidity) whose certificate is
+// in CACertPEM; CertPool and TLSConfig return what a client needs to trust
+// it. The error wraps ErrNotInstalled when mod_ssl is missing too.
+func StartApacheTLS() (*Server, error) { return startApache(true) }
+
+func startApache(useTLS bool) (*Server, error) {
 	bin, err := findBinary("TESTSERVER_APACHE2", []string{"apache2"}, "/usr/sbin/apache2")
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range []string{"mod_mpm_event.so", "mod_cgid.so", "mod_auth_digest.so", "mod_headers.so"} {
+	modules := []string{"mod_mpm_event.so", "mod_cgid.so", "mod_auth_digest.so", "mod_headers.so"}
+	if useTLS {
+		modules = append(modules, "mod_ssl.so", "mod_socache_shmcb.so")
+	}
+	for _, m := range modules {
 		if _, err := os.Stat(filepath.Join(apacheModules, m)); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrNotInstalled, err)
 		}
@@ -50,7 +67,11 @@ func StartApache() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := makeDir("apache", as)
+	name := "apache"
+	if useTLS {
+		name = "apache-tls"
+	}
+	dir, err := makeDir(name, as)
 	if err != nil {
 		return nil, err
 	}
@@ -77,9 +98,24 @@ func StartApache() (*Server, error) {
 			return nil, err
 		}
 	}
+	var pki *testPKI
+	if useTLS {
+		// The parent process reads the key before it drops privileges.
+		if pki, err = newTestPKI(); err != nil {
+			return nil, err
+		}
+		if err := os.Mkdir(filepath.Join(dir, "tls"), 0o700); err != nil {
+			return nil, err
+		}
+		for f, data := range map[string][]byte{"ca.pem": pki.CACertPEM, "cert.pem": pki.CertPEM, "key.pem": pki.KeyPEM} {
+			if err := os.WriteFile(filepath.Join(dir, "tls", f), data, 0o600); err != nil {
+				return nil, err
+			}
+		}
+	}
 	conf := filepath.Join(dir, "httpd.conf")
-	s, err := start(launch{
-		name:      "apache",
+	l := launch{
+		name:      name,
 		dir:       dir,
 		argv:      []string{bin, "-f", conf, "-DFOREGROUND"},
 		errorLog:  filepath.Join(dir, "logs", "error.log"),
@@ -99,6 +135,7 @@ func StartApache() (*Server, error) {
 				"PathDigest":      PathDigest,
 				"PathDigestStale": PathDigestStale,
 				"PathMulti":       PathMulti,
+				"TLS":             useTLS,
 			})
 			if err != nil {
 				return err
@@ -108,7 +145,14 @@ func StartApache() (*Server, error) {
 		addrInUse: func(log string) bool {
 			return strings.Contains(log, "Address already in use")
 		},
-	})
+	}
+	if pki != nil {
+		pool := x509.NewCertPool()
+		pool.AddCert(pki.caCert)
+		l.tls = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		l.caCertPEM = pki.CACertPEM
+	}
+	s, err := start(l)
 	if err != nil {
 		return nil, err
 	}
@@ -135,6 +179,16 @@ LoadModule headers_module {{.Modules}}/mod_headers.so
 LoadModule dir_module {{.Modules}}/mod_dir.so
 LoadModule mime_module {{.Modules}}/mod_mime.so
 LoadModule cgid_module {{.Modules}}/mod_cgid.so
+{{- if .TLS}}
+LoadModule socache_shmcb_module {{.Modules}}/mod_socache_shmcb.so
+LoadModule ssl_module {{.Modules}}/mod_ssl.so
+
+SSLEngine on
+SSLProtocol -all +TLSv1.2 +TLSv1.3
+SSLCertificateFile "{{.Dir}}/tls/cert.pem"
+SSLCertificateKeyFile "{{.Dir}}/tls/key.pem"
+SSLSessionCache "shmcb:{{.Dir}}/run/ssl_scache(512000)"
+{{- end}}
 {{with .RunAs}}
 User {{.User}}
 Group {{.Group}}

@@ -14,15 +14,21 @@
 // write an access log that Hits and Requests read, so that a test can count
 // round trips, e.g. prove that N requests cost N+1 exchanges.
 //
+// StartApacheTLS serves the same locations over HTTPS with a certificate
+// from a CA generated at start, and StartSquid starts an authenticating
+// Squid proxy (one port per scheme: Basic, Digest, NTLM, Negotiate) that
+// forwards requests and CONNECT tunnels to 127.0.0.1 only.
+//
 // When a binary is missing the Start functions return an error wrapping
-// ErrNotInstalled; StartForTest turns that into t.Skip, or t.Fatal when the
-// environment variable CI is "true".
+// ErrNotInstalled; StartForTest (StartSquidForTest) turns that into t.Skip,
+// or t.Fatal when the environment variable CI is "true".
 package testserver
 
 import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,8 +47,8 @@ import (
 	"time"
 )
 
-// ErrNotInstalled is wrapped by the errors of StartApache and StartLighttpd
-// when the server binary (or the modules it needs) is not installed.
+// ErrNotInstalled is wrapped by the errors of the Start functions when the
+// server binary (or the modules or helpers it needs) is not installed.
 var ErrNotInstalled = errors.New("testserver: server not installed")
 
 // User and Password are the only credentials every protected location
@@ -121,11 +127,18 @@ type Location struct {
 
 // Server is a running Apache httpd or lighttpd started by this package.
 type Server struct {
-	Name      string        // "apache" or "lighttpd"
-	URL       string        // "http://127.0.0.1:PORT", no trailing slash
+	Name      string        // "apache", "apache-tls" or "lighttpd"
+	URL       string        // "http://127.0.0.1:PORT" ("https://" for apache-tls), no trailing slash
 	Dir       string        // temp dir with configs, documents and logs
 	Locations []Location    // the protected locations it serves
 	Startup   time.Duration // from exec until it first answered 200
+
+	// CACertPEM is, for a server started with StartApacheTLS, the PEM
+	// certificate of the throw-away CA that issued its certificate (see
+	// CertPool and TLSConfig); nil for plain HTTP servers.
+	CACertPEM []byte
+
+	client *http.Client // for readiness and log sync requests
 
 	cmd       *exec.Cmd
 	exited    chan struct{} // closed when cmd.Wait returned
@@ -267,7 +280,7 @@ const syncPath = "/_sync.txt"
 // has logged it.
 func (s *Server) syncLog() {
 	token := fmt.Sprintf("%s?%d-%d", syncPath, time.Now().UnixNano(), s.syncSeq.Add(1))
-	resp, err := noProxyClient.Get(s.URL + token)
+	resp, err := s.client.Get(s.URL + token)
 	if err != nil {
 		return
 	}
@@ -508,6 +521,10 @@ type launch struct {
 	errorLog  string
 	accessLog string
 	locations []Location
+	// tls, if set, makes the server speak HTTPS with a certificate issued
+	// by the CA in caCertPEM.
+	tls       *tls.Config
+	caCertPEM []byte
 	// config writes the configuration for the given port.
 	config func(port int) error
 	// addrInUse reports whether the server's output says the port was taken.
@@ -539,10 +556,20 @@ func start(l launch) (*Server, error) {
 }
 
 func startOnce(l launch, port, attempt int) (*Server, error) {
+	scheme, client := "http", noProxyClient
+	if l.tls != nil {
+		scheme = "https"
+		client = &http.Client{
+			Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true, TLSClientConfig: l.tls},
+			Timeout:   noProxyClient.Timeout,
+		}
+	}
 	s := &Server{
 		Name:      l.name,
-		URL:       fmt.Sprintf("http://127.0.0.1:%d", port),
+		URL:       fmt.Sprintf("%s://127.0.0.1:%d", scheme, port),
 		Locations: l.locations,
+		CACertPEM: l.caCertPEM,
+		client:    client,
 		errorLog:  l.errorLog,
 		stderrLog: filepath.Join(l.dir, "logs", fmt.Sprintf("stderr-%d.log", attempt)),
 		accessLog: l.accessLog,
@@ -592,7 +619,7 @@ func serverEnv() []string {
 // exits, or timeout passes.
 func (s *Server) waitReady(want string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	c := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: time.Second}
+	c := &http.Client{Transport: s.client.Transport, Timeout: time.Second}
 	for {
 		select {
 		case <-s.exited:
