@@ -3,6 +3,7 @@ package anyauth
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 )
 
@@ -132,4 +133,33 @@ func IsPermanent(err error) bool {
 		}
 	}
 	return false
+}
+
+// A ProxyConnectError reports that a proxy did not open a tunnel: its
+// answer to CONNECT was not 2xx. A 407 means that no challenge of it could
+// be answered, or that every answer was refused; then (and for a 403) the
+// error is permanent for IsPermanent.
+type ProxyConnectError struct {
+	// Proxy is the proxy's URL, without user info.
+	Proxy string
+	// Target is the host:port the tunnel was for.
+	Target string
+	// StatusCode and Status are the proxy's last answer.
+	StatusCode int
+	Status     string
+	// Header holds the header fields of that answer.
+	Header http.Header
+	// Challenges are its Proxy-Authenticate challenges, parsed.
+	Challenges []Challenge
+}
+
+// Error names the proxy, the target and the status.
+func (e *ProxyConnectError) Error() string {
+	return fmt.Sprintf("anyauth: proxy %s refused CONNECT %s: %s", e.Proxy, e.Target, e.Status)
+}
+
+// Permanent reports whether the same CONNECT would be refused again: a
+// 407 that could not be answered, or a 403.
+func (e *ProxyConnectError) Permanent() bool {
+	return e.StatusCode == http.StatusProxyAuthRequired || e.StatusCode == http.StatusForbidden
 }

@@ -77,7 +77,7 @@ func (x *exchange) run() (*http.Response, error) {
 			return nil, err
 		}
 		x.sent++
-		resp, err := x.t.base().RoundTrip(out)
+		resp, err := x.t.route().rt.RoundTrip(out)
 		if err != nil {
 			return nil, err
 		}
@@ -124,6 +124,14 @@ func (x *exchange) run() (*http.Response, error) {
 		if !x.body.canReplay() {
 			drainAndClose(resp)
 			return nil, &BodyNotReplayableError{Method: x.req.Method, URL: safeURL(x.req.URL), Status: resp.StatusCode, Limit: x.t.maxBodyBuffer()}
+		}
+		if s.proxy && x.mayCarryLargeBody() {
+			// Squid stops answering when a body of 64 KiB or more is
+			// replayed on the connection of its 407. Closing the 407
+			// unread makes net/http drop that connection, so the replay
+			// goes on a new one.
+			resp.Body.Close()
+			continue
 		}
 		drainAndClose(resp)
 	}
@@ -184,7 +192,13 @@ func (x *exchange) build() (*http.Request, error) {
 			}
 		}
 	}
-	if x.sent > 0 && x.t.Jar != nil {
+	if out.URL.Scheme == "https" && out.Header.Get("Proxy-Authorization") != "" {
+		// It would ride the CONNECT tunnel to the origin: proxies are
+		// answered on the tunnel itself.
+		out.Header.Del("Proxy-Authorization")
+		x.debug("anyauth: removed the caller's Proxy-Authorization from a request to an https target", slog.String("url", safeURL(out.URL)))
+	}
+	if x.sent > 0 && x.t.Jar != nil && x.req.Method != http.MethodConnect {
 		setCookies(out, x.req, x.t.Jar.Cookies(x.req.URL))
 	}
 	if x.t.ExpectContinue && x.body.streaming() && out.Header.Get("Expect") == "" {
@@ -205,6 +219,19 @@ func (x *exchange) build() (*http.Request, error) {
 		}
 	}
 	return out, nil
+}
+
+// largeProxyBody is the body size from which a request through a proxy
+// is replayed after a 407 on a new connection.
+const largeProxyBody = 64 << 10
+
+// mayCarryLargeBody reports whether the request has a body that is, or may
+// be, largeProxyBody bytes or more.
+func (x *exchange) mayCarryLargeBody() bool {
+	if x.req.Body == nil || x.req.Body == http.NoBody {
+		return false
+	}
+	return x.req.ContentLength <= 0 || x.req.ContentLength >= largeProxyBody
 }
 
 // setCookies gives out the caller's cookies overridden by the jar's.
@@ -308,10 +335,10 @@ func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool
 	var firstErr error
 	for _, c := range ranked {
 		space, prefixes := x.spaceFor(s, c)
-		if x.t.cleartextRefused(c.Scheme, &space) {
-			x.debug("anyauth: skipped", slog.String("scheme", c.Scheme.Name()), slog.String("why", "would send a secret over cleartext http"), slog.String("host", space.Host))
+		if host, refused := x.t.cleartextRefused(c.Scheme, &space, x.proxyURL); refused {
+			x.debug("anyauth: skipped", slog.String("scheme", c.Scheme.Name()), slog.String("why", "would send a secret over cleartext http"), slog.String("host", host))
 			if firstErr == nil {
-				firstErr = &CleartextError{AuthScheme: c.Scheme.Name(), Host: space.Host, Proxy: s.proxy}
+				firstErr = &CleartextError{AuthScheme: c.Scheme.Name(), Host: host, Proxy: s.proxy || host != space.Host}
 			}
 			continue
 		}

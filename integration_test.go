@@ -34,6 +34,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	closeSquid()
 	serversMu.Lock()
 	for _, s := range servers {
 		s.Close()

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // DefaultMaxAnswers is the default Transport.MaxAnswers.
@@ -34,6 +35,14 @@ const maxDrain = 64 << 10
 // The zero Transport answers nothing: set Schemes and Credentials.
 type Transport struct {
 	// Base sends the requests. Nil means http.DefaultTransport.
+	//
+	// When Base is an *http.Transport with a proxy (its Proxy func, as
+	// http.DefaultTransport's reads HTTP_PROXY, HTTPS_PROXY and
+	// NO_PROXY, or Transport.Proxy), the Transport sends through a clone
+	// of it, made at first use, so that it can answer the proxy: it opens
+	// the CONNECT tunnels of https targets itself, answering each 407 on
+	// the tunnel's connection, and then runs TLS over the tunnel with
+	// Base's TLS settings. Changes to Base after first use are not seen.
 	Base http.RoundTripper
 
 	// Schemes are the schemes the Transport answers with, matched to
@@ -44,15 +53,22 @@ type Transport struct {
 	// (401). Nil means none.
 	Credentials CredentialProvider
 
-	// ProxyCredentials supplies them for proxies (407). Nil means none.
-	// Proxy credentials never go to an origin, nor origin ones to a proxy.
+	// ProxyCredentials supplies them for proxies (407), whether the 407
+	// answers a plain-http request or a CONNECT. Nil means only the proxy
+	// URL's user info, if any. Proxy credentials never go to an origin,
+	// nor origin ones to a proxy.
 	ProxyCredentials CredentialProvider
 
-	// Proxy tells the Transport which proxy a request goes through, so
-	// that it answers that proxy's 407s and no one else's. Nil means the
-	// Proxy func of Base when Base is an *http.Transport, and no proxy
-	// otherwise. When set, it is used even if Base has a Proxy func of its
-	// own, so the two must name the same proxy.
+	// Proxy chooses the proxy of each request. Nil means the Proxy func
+	// of Base when Base is an *http.Transport. When Base is an
+	// *http.Transport, the proxy the Transport answers is always the one
+	// the request goes through: a Proxy set here replaces Base's in the
+	// clone the Transport sends with. For another Base, Proxy must say
+	// which proxy that Base uses; without it, no 407 is answered. A 407
+	// from anything but that proxy is returned untouched.
+	//
+	// Credentials for a proxy come from ProxyCredentials, then from the
+	// proxy URL's user info (http://user:pass@proxy:3128).
 	Proxy func(*http.Request) (*url.URL, error)
 
 	// Selector ranks the challenges of a response. Nil means
@@ -103,7 +119,13 @@ type Transport struct {
 	// Nil logs nothing.
 	Logger *slog.Logger
 
-	cache spaceCache
+	// ConnectTimeout bounds each CONNECT exchange with a proxy (every
+	// leg of its authentication), on top of the request's context. Zero
+	// means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+
+	cache   spaceCache
+	routing routeState
 }
 
 var discardLogger = slog.New(slog.DiscardHandler)
@@ -153,49 +175,30 @@ func (t *Transport) schemeFor(name string) Scheme {
 	return nil
 }
 
-// proxyURL returns the proxy req goes through, or nil when it goes direct,
-// when the proxy is unknown, or when req is https: such a request rides a
-// CONNECT tunnel that Base opens, and a Proxy-Authorization header on it
-// would travel through the tunnel to the origin.
-func (t *Transport) proxyURL(req *http.Request) *url.URL {
-	if req.URL.Scheme != "http" {
-		return nil
-	}
-	proxy := t.Proxy
-	if proxy == nil {
-		if ht, ok := t.base().(*http.Transport); ok {
-			proxy = ht.Proxy
-		}
-	}
-	if proxy == nil {
-		return nil
-	}
-	u, err := proxy(req)
-	if err != nil {
-		return nil
-	}
-	return u
-}
-
 // cleartextRefused reports whether answering with sc in space would send
-// a reusable secret in the clear where the user did not allow it.
-func (t *Transport) cleartextRefused(sc Scheme, space *ProtectionSpace) bool {
-	if !sc.Traits().RevealsSecret || space.URLScheme == "https" || t.AllowCleartext {
-		return false
+// a reusable secret in the clear where the user did not allow it. For an
+// origin reached through a plain-http proxy, the hop to the proxy counts
+// too: a loopback origin behind a remote proxy is not loopback traffic.
+// It returns the host whose hop refused.
+func (t *Transport) cleartextRefused(sc Scheme, space *ProtectionSpace, proxy *url.URL) (string, bool) {
+	if !sc.Traits().RevealsSecret || space.URLScheme == "https" {
+		return "", false
 	}
-	if isLoopback(space.Host) {
-		return false
+	if !t.hopAllowsCleartext(space.Host) {
+		return space.Host, true
 	}
-	for _, h := range t.CleartextHosts {
-		if strings.EqualFold(strings.Trim(h, "[]"), space.Host) {
-			return false
+	if !space.Proxy && proxy != nil && proxy.Scheme == "http" {
+		if h := strings.ToLower(proxy.Hostname()); !t.hopAllowsCleartext(h) {
+			return h, true
 		}
 	}
-	return true
+	return "", false
 }
 
+// isLoopback reports whether host is a loopback address or "localhost"
+// itself. A name under .localhost is not: Go resolves it through DNS.
 func isLoopback(host string) bool {
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+	if host == "localhost" {
 		return true
 	}
 	ip := net.ParseIP(host)
@@ -225,11 +228,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		proxy: side{
 			proxy:           true,
 			challengeHeader: "Proxy-Authenticate",
-			credentials:     t.ProxyCredentials,
 		},
 	}
 	x.proxyURL = t.proxyURL(req)
 	x.proxy.disabled = x.proxyURL == nil || req.Header.Get("Proxy-Authorization") != ""
+	x.proxy.credentials = t.proxyCredentials(x.proxyURL)
 	return x.run()
 }
 
@@ -254,10 +257,14 @@ func (t *Transport) Forget() {
 	t.cache.mu.Unlock()
 }
 
-// CloseIdleConnections closes the idle connections of Base, if it can.
+// CloseIdleConnections closes the idle connections of Base, and of the
+// clone of Base the Transport sends through when it owns proxy tunnels.
 func (t *Transport) CloseIdleConnections() {
 	if c, ok := t.base().(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
+	}
+	if r := t.route(); r.clone != nil {
+		r.clone.CloseIdleConnections()
 	}
 }
 
