@@ -10,8 +10,14 @@
 // MD5 and Digest SHA-256 on the same resource, runs against it, and prints
 // a trace of which challenge was chosen and why.
 //
+// Through a proxy (-proxy, or $HTTP_PROXY and $HTTPS_PROXY as curl reads
+// them) it answers the proxy's 407 for http targets on the request, and
+// for https targets on the CONNECT that opens the tunnel; -v shows each
+// CONNECT with its status.
+//
 // Exit status: 0 when the final status is below 400, 1 when it is 400 or
-// above, 2 on a usage or transport error.
+// above (a proxy that refuses CONNECT included), 2 on a usage or transport
+// error.
 package main
 
 import (
@@ -80,7 +86,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.oauth2URL, "oauth2-token-url", "", "OAuth 2.0 token endpoint `URL`: fetch Bearer tokens with the client-credentials grant (needs -oauth2-client)")
 	fs.StringVar(&o.oauth2Client, "oauth2-client", "", "`ID:SECRET` of the OAuth 2.0 client")
 	fs.StringVar(&o.oauth2Scope, "oauth2-scope", "", "`SCOPES` to ask for, separated by spaces or commas")
-	fs.StringVar(&o.proxy, "proxy", "", "proxy `URL` for plain-http targets")
+	fs.StringVar(&o.proxy, "proxy", "", "proxy `URL` (http://[user:pass@]host:port) for http and https targets; default: $HTTP_PROXY, $HTTPS_PROXY, $NO_PROXY")
 	fs.StringVar(&o.proxyUser, "proxy-user", "", "`USER:PASS` for the proxy only")
 	fs.BoolVar(&o.negotiate, "negotiate", false, "answer Negotiate (Kerberos) challenges (not yet supported)")
 	fs.StringVar(&o.cacert, "cacert", "", "PEM `FILE` of CA certificates to trust for https")
@@ -135,6 +141,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDemo(stdout, stderr)
 	}
 	status, err := fetch(o, stdout, stderr)
+	var pe *anyauth.ProxyConnectError
+	if errors.As(err, &pe) {
+		// The proxy answered, and refused: an HTTP-level failure, as a
+		// final 407 to a plain-http request is.
+		fmt.Fprintln(stderr, "fetch:", pe)
+		return 1
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "fetch:", err)
 		return 2
@@ -147,8 +160,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // newTransport builds the anyauth.Transport the options describe.
 func newTransport(o *options, target *url.URL, stderr io.Writer) (*anyauth.Transport, error) {
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.Proxy = nil
+	base := http.DefaultTransport.(*http.Transport).Clone() // proxies from the environment
 	t := &anyauth.Transport{
 		Base:           base,
 		Schemes:        []anyauth.Scheme{schemes.Digest{}, schemes.Basic{}},
