@@ -161,12 +161,16 @@ func ParseChallenges(fieldValues ...string) []Challenge {
 		n += strings.Count(v, "=")
 	}
 	p := parser{params: make([]Param, 0, min(n, maxChallenges*maxParamsPerChallenge))}
+	// The field lines are one list (RFC 9110 §5.3): a challenge's
+	// parameters may go on on the next line, exactly as if the lines had
+	// been joined with a comma.
 	for _, v := range fieldValues {
 		p.parseField(v)
 		if len(p.out) >= maxChallenges {
 			break
 		}
 	}
+	p.end()
 	return p.out
 }
 
@@ -230,7 +234,6 @@ func (p *parser) parseField(s string) {
 	for {
 		i = skipListSeparators(s, i)
 		if i >= len(s) {
-			p.end()
 			return
 		}
 		tokEnd := scanToken(s, i)
@@ -243,6 +246,11 @@ func (p *parser) parseField(s string) {
 		}
 		name := s[i:tokEnd]
 		j := skipOWS(s, tokEnd)
+		if p.open && p.cur.Token68 != "" && j < len(s) && s[j] == '=' {
+			// A token68 challenge has no parameters: keep it, and let
+			// the stray parameter be dropped as an element of its own.
+			p.end()
+		}
 		if p.open && j < len(s) && s[j] == '=' {
 			i = p.parseParamValue(s, strings.ToLower(name), j+1)
 			continue
@@ -348,8 +356,12 @@ func scanQuoted(s string, i int) (value string, end int, ok bool) {
 			}
 			return unescapeQuoted(s[i+1 : j]), j + 1, true
 		case c == '\\':
-			if j+1 >= len(s) || !isQuotedPairChar(s[j+1]) {
+			if j+1 >= len(s) {
 				return "", len(s), false
+			}
+			if !isQuotedPairChar(s[j+1]) {
+				// Drop this element only: resume after its closing quote.
+				return "", skipElementQuoted(s, j+2), false
 			}
 			escaped = true
 			j += 2

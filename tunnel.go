@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -78,8 +80,15 @@ func (t *Transport) connect(ctx context.Context, proxyURL *url.URL, target strin
 		x.sent++
 		resp, err := tc.roundTrip(out)
 		if err != nil {
-			if ctxErr(ctx) != nil {
-				return nil, ctx.Err()
+			var ne net.Error
+			cause := ctxErr(ctx)
+			if cause == nil && errors.As(err, &ne) && ne.Timeout() {
+				// The connection's deadline is the context's, and may
+				// fire first.
+				cause = context.DeadlineExceeded
+			}
+			if cause != nil {
+				return nil, fmt.Errorf("anyauth: CONNECT %s through proxy %s: %w", target, safeURL(withoutUserinfo(proxyURL)), cause)
 			}
 			return nil, err
 		}
