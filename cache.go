@@ -2,6 +2,7 @@ package anyauth
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -75,7 +76,10 @@ func (c *spaceCache) lookup(key cacheKey, u *url.URL) *cacheEntry {
 	return best
 }
 
-// put remembers e, replacing the entry of the same scheme and realm.
+// put remembers e. An entry of the same scheme and realm loses the path
+// prefixes e covers (e's session is the newer answer there) and keeps the
+// others, so one realm spread over several directories keeps an answer
+// for each of them instead of evicting one with the other.
 func (c *spaceCache) put(e *cacheEntry) {
 	key := keyOf(&e.space)
 	c.mu.Lock()
@@ -83,17 +87,29 @@ func (c *spaceCache) put(e *cacheEntry) {
 	if c.entries == nil {
 		c.entries = make(map[cacheKey][]*cacheEntry)
 	}
-	list := c.entries[key]
-	for i, old := range list {
-		if strings.EqualFold(old.space.AuthScheme, e.space.AuthScheme) && old.space.Realm == e.space.Realm {
-			list[i] = e
-			return
+	old := c.entries[key]
+	list := make([]*cacheEntry, 0, len(old)+1)
+	for _, o := range old {
+		if !strings.EqualFold(o.space.AuthScheme, e.space.AuthScheme) || o.space.Realm != e.space.Realm {
+			list = append(list, o)
+			continue
+		}
+		var kept []string
+		for _, p := range o.prefixes {
+			if !slices.Contains(e.prefixes, p) {
+				kept = append(kept, p)
+			}
+		}
+		if len(kept) > 0 {
+			trimmed := *o // entries are never changed in place: readers hold them
+			trimmed.prefixes = kept
+			list = append(list, &trimmed)
 		}
 	}
 	if len(list) >= maxCachedSpacesPerHost {
-		list = list[1:]
+		list = list[len(list)-maxCachedSpacesPerHost+1:]
 	}
-	if list == nil && len(c.entries) >= maxCachedOrigins {
+	if len(old) == 0 && len(c.entries) >= maxCachedOrigins {
 		for k := range c.entries { // evict an arbitrary origin
 			delete(c.entries, k)
 			break
@@ -102,14 +118,15 @@ func (c *spaceCache) put(e *cacheEntry) {
 	c.entries[key] = append(list, e)
 }
 
-// remove forgets e if it is still cached.
+// remove forgets e if it is still cached, or what is left of it after a
+// newer answer of its realm took some of its paths.
 func (c *spaceCache) remove(e *cacheEntry) {
 	key := keyOf(&e.space)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	list := c.entries[key]
 	for i, old := range list {
-		if old == e {
+		if old == e || old.session == e.session {
 			c.entries[key] = append(list[:i:i], list[i+1:]...)
 			if len(c.entries[key]) == 0 {
 				delete(c.entries, key)

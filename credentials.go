@@ -148,7 +148,15 @@ func parseOrigin(origin string) (*url.URL, error) {
 
 // A CredentialEntry is one row of a CredentialTable.
 type CredentialEntry struct {
-	// Host is "host" (any port) or "host:port", or "*" for any host.
+	// Host is "host" (any port), "host:port", or "*" for any host,
+	// optionally after "https://" or "http://".
+	//
+	// For origins, an entry without a scheme answers https, and plain
+	// http only on loopback hosts: after a redirect from https to http on
+	// the same host, the credentials of the https site are not sent in
+	// the clear. Write "http://host" for a plain-http origin. Entries for
+	// proxies (Proxy true) answer the proxy whatever its scheme, unless
+	// one is written.
 	Host string
 	// Realm is the realm it answers; "" answers any realm.
 	Realm string
@@ -170,12 +178,24 @@ func (t CredentialTable) Credentials(_ context.Context, space *ProtectionSpace) 
 		if e.Proxy != space.Proxy {
 			continue
 		}
+		host, scheme := e.Host, ""
+		if before, after, ok := strings.Cut(host, "://"); ok {
+			scheme, host = strings.ToLower(before), strings.TrimSuffix(after, "/")
+		}
+		switch {
+		case scheme != "":
+			if scheme != space.URLScheme {
+				continue
+			}
+		case !space.Proxy && space.URLScheme != "https" && !isLoopback(space.Host):
+			continue // a scheme-less entry answers plain http on loopback only
+		}
 		score := 0
 		switch {
-		case e.Host == "*":
-		case strings.EqualFold(e.Host, space.Host), strings.EqualFold(strings.Trim(e.Host, "[]"), space.Host):
+		case host == "*":
+		case strings.EqualFold(host, space.Host), strings.EqualFold(strings.Trim(host, "[]"), space.Host):
 			score += 2
-		case strings.EqualFold(e.Host, space.Host+":"+space.Port), strings.EqualFold(e.Host, "["+space.Host+"]:"+space.Port):
+		case strings.EqualFold(host, space.Host+":"+space.Port), strings.EqualFold(host, "["+space.Host+"]:"+space.Port):
 			score += 4
 		default:
 			continue
@@ -241,4 +261,57 @@ func (c Chain) Credentials(ctx context.Context, space *ProtectionSpace) (*UserPa
 		}
 	}
 	return nil, ErrNoCredentials
+}
+
+// requestCredentials is the provider a Transport hands to schemes during
+// one request: it remembers which credentials it gave for which space, so
+// that credentials an origin refused on this request are not offered to
+// another realm of the same scheme (a server that answers every answer
+// with a new realm gets the password once, not once per realm). Another
+// scheme may still get them when AllowDowngrade lets it be tried.
+type requestCredentials struct {
+	provider CredentialProvider
+	given    map[string]UserPassword // space key → what was given
+	refused  []refusedCredentials
+}
+
+type refusedCredentials struct {
+	authScheme string
+	UserPassword
+}
+
+func spaceKey(s *ProtectionSpace) string {
+	return strings.ToLower(s.AuthScheme) + "\x00" + s.Realm + "\x00" + s.Origin()
+}
+
+// Credentials asks the provider, and refuses what was refused before on
+// this request.
+func (r *requestCredentials) Credentials(ctx context.Context, space *ProtectionSpace) (*UserPassword, error) {
+	if r.provider == nil {
+		return nil, ErrNoCredentials
+	}
+	up, err := r.provider.Credentials(ctx, space)
+	if err != nil || up == nil {
+		return up, err
+	}
+	for _, bad := range r.refused {
+		if bad.UserPassword == *up && strings.EqualFold(bad.authScheme, space.AuthScheme) {
+			return nil, fmt.Errorf("%w: the credentials for %s were refused by the server earlier in this request", ErrNoCredentials, space)
+		}
+	}
+	if r.given == nil {
+		r.given = make(map[string]UserPassword, 2)
+	}
+	r.given[spaceKey(space)] = *up
+	return up, nil
+}
+
+// refuse records that the credentials given for space were refused.
+func (r *requestCredentials) refuse(space *ProtectionSpace) {
+	if r == nil {
+		return
+	}
+	if up, ok := r.given[spaceKey(space)]; ok {
+		r.refused = append(r.refused, refusedCredentials{space.AuthScheme, up})
+	}
 }

@@ -45,10 +45,10 @@ func TestCredentialTableMostSpecificWins(t *testing.T) {
 		{Host: "h.example", Proxy: true, UserPassword: anyauth.UserPassword{Username: "proxy"}},
 	}
 	cases := map[string]string{
-		"http://h.example:80|r1":   "host-realm",
-		"http://h.example:80|r2":   "host",
-		"http://h.example:8080|r2": "hostport",
-		"http://other:80|r1":       "any",
+		"https://h.example:443|r1":  "host-realm",
+		"https://h.example:443|r2":  "host",
+		"https://h.example:8080|r2": "hostport",
+		"https://other:443|r1":      "any",
 	}
 	for in, want := range cases {
 		origin, realm, _ := strings.Cut(in, "|")
@@ -61,6 +61,38 @@ func TestCredentialTableMostSpecificWins(t *testing.T) {
 	ps.Proxy = true
 	if up, _ := tab.Credentials(context.Background(), ps); up == nil || up.Username != "proxy" {
 		t.Errorf("proxy entry: got %v", up)
+	}
+}
+
+// TestCredentialTableStrictScheme: an entry without a scheme answers
+// https, and plain http only on loopback; "http://" entries answer http.
+func TestCredentialTableStrictScheme(t *testing.T) {
+	tab := anyauth.CredentialTable{
+		{Host: "h.example", UserPassword: anyauth.UserPassword{Username: "bare"}},
+		{Host: "http://intranet:8080", UserPassword: anyauth.UserPassword{Username: "intranet"}},
+		{Host: "*", UserPassword: anyauth.UserPassword{Username: "star"}},
+	}
+	cases := map[string]string{
+		"https://h.example:443|r":  "bare",
+		"http://h.example:80|r":    "", // not after an https→http redirect
+		"http://intranet:8080|r":   "intranet",
+		"https://intranet:8080|r":  "star",
+		"http://127.0.0.1:8080|r":  "star", // loopback: nothing crosses the network
+		"http://localhost:8080|r":  "star",
+		"http://other.example:80|": "",
+	}
+	for in, want := range cases {
+		origin, realm, _ := strings.Cut(in, "|")
+		up, err := tab.Credentials(context.Background(), space(origin, realm))
+		got := ""
+		if err == nil {
+			got = up.Username
+		} else if !errors.Is(err, anyauth.ErrNoCredentials) {
+			t.Errorf("%s: %v", in, err)
+		}
+		if got != want {
+			t.Errorf("%s: got %q, want %q", in, got, want)
+		}
 	}
 }
 

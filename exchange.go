@@ -23,6 +23,18 @@ type side struct {
 	fromCache bool        // entry came from the cache (preemptive)
 	floor     Strength    // no answer weaker than a rejected one
 	answered  []string    // scheme+realm keys answered on this request
+	memo      *requestCredentials
+}
+
+// askedForRealm reports whether a challenge of the given realm is among
+// challenges.
+func askedForRealm(challenges []Challenge, realm string) bool {
+	for i := range challenges {
+		if challenges[i].Realm() == realm {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *side) name() string {
@@ -318,13 +330,23 @@ func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool
 			x.debug("anyauth: continuing", slog.String("space", s.entry.space.String()))
 			return true, nil
 		}
-		rejected = s.entry
-		x.debug("anyauth: answer rejected", slog.String("space", s.entry.space.String()), slog.Bool("preemptive", s.fromCache))
-		if !x.t.AllowDowngrade {
-			s.floor = max(s.floor, s.entry.strength)
-		}
-		if s.fromCache {
-			x.t.cache.remove(s.entry)
+		if s.fromCache && !askedForRealm(challenges, s.entry.space.Realm) {
+			// A preemptive answer of an enclosing space, met by a
+			// challenge of another realm: it was not refused, it just
+			// does not belong here. It keeps its place in the cache, and
+			// its strength sets no floor for the realm asked for.
+			x.debug("anyauth: preemptive answer not for this realm", slog.String("space", s.entry.space.String()))
+		} else {
+			rejected = s.entry
+			x.debug("anyauth: answer rejected", slog.String("space", s.entry.space.String()), slog.Bool("preemptive", s.fromCache))
+			if !x.t.AllowDowngrade {
+				s.floor = max(s.floor, s.entry.strength)
+			}
+			if s.fromCache {
+				x.t.cache.remove(s.entry)
+			} else {
+				s.memo.refuse(&s.entry.space)
+			}
 		}
 		s.entry, s.leg, s.fromCache = nil, nil, false
 	}
@@ -342,11 +364,10 @@ func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool
 			}
 			continue
 		}
-		creds := s.credentials
-		if creds == nil {
-			creds = noCredentials{}
+		if s.memo == nil {
+			s.memo = &requestCredentials{provider: s.credentials}
 		}
-		attempt := &Attempt{Request: out, Space: space, Credentials: creds, Logger: x.log}
+		attempt := &Attempt{Request: out, Space: space, Credentials: s.memo, Logger: x.log, Store: &x.t.store}
 		if rejected != nil && rejected.space.AuthScheme == space.AuthScheme && rejected.space.Realm == space.Realm {
 			attempt.Rejected = rejected.session
 		}

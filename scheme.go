@@ -109,6 +109,10 @@ type Attempt struct {
 	// secret may be logged.
 	Logger *slog.Logger
 
+	// Store holds what the schemes of the Transport share across spaces
+	// and sessions. It is never nil when the Transport makes the Attempt.
+	Store *Store
+
 	// Rejected is the Session of the same scheme and realm whose answer
 	// the server has just refused on this request, or nil. A Scheme may
 	// carry state over from it: Digest keeps counting nc when the server

@@ -109,13 +109,47 @@ func defaultPort(scheme string) string {
 	return "80"
 }
 
-// pathOf returns u's path, "/" when empty.
+// pathOf returns u's path as the server will resolve it: dot segments
+// removed (RFC 3986 §5.2.4), "%2e" taken as ".", and "/" when empty. So
+// "/a/../b/x" is in the space of "/b/", not of "/a/".
 func pathOf(u *url.URL) string {
 	p := u.EscapedPath()
 	if p == "" {
 		return "/"
 	}
-	return p
+	return removeDotSegments(p)
+}
+
+// removeDotSegments resolves the "." and ".." segments of an absolute
+// path, also when written "%2e".
+func removeDotSegments(p string) string {
+	if !strings.Contains(p, ".") && !strings.Contains(p, "%2") {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	out := make([]string, 0, len(segs))
+	for i, seg := range segs {
+		last := i == len(segs)-1
+		switch strings.ReplaceAll(strings.ReplaceAll(seg, "%2e", "."), "%2E", ".") {
+		case ".":
+			if last {
+				out = append(out, "")
+			}
+		case "..":
+			if len(out) > 1 {
+				out = out[:len(out)-1]
+			}
+			if last {
+				out = append(out, "")
+			}
+		default:
+			out = append(out, seg)
+		}
+	}
+	if len(out) == 1 { // only the empty segment before the first "/"
+		return "/"
+	}
+	return strings.Join(out, "/")
 }
 
 // directoryOf returns the path prefix RFC 7617 §2.2 assigns to a

@@ -126,6 +126,7 @@ type Transport struct {
 
 	cache   spaceCache
 	routing routeState
+	store   Store
 }
 
 var discardLogger = slog.New(slog.DiscardHandler)
@@ -242,10 +243,18 @@ func closeBody(req *http.Request) {
 	}
 }
 
+// maxDrainTime bounds how long an intermediate 401/407 body is read. A
+// body that drips slower is closed unread: the replay then takes a new
+// connection instead of waiting.
+const maxDrainTime = 250 * time.Millisecond
+
 // drainAndClose reads a little of a response body that is being thrown
-// away, so the connection can carry the replay, and closes it.
+// away, so the connection can carry the replay, and closes it. It reads
+// at most maxDrain bytes for at most maxDrainTime.
 func drainAndClose(resp *http.Response) {
+	stop := time.AfterFunc(maxDrainTime, func() { resp.Body.Close() })
 	io.CopyN(io.Discard, resp.Body, maxDrain)
+	stop.Stop()
 	resp.Body.Close()
 }
 

@@ -186,13 +186,23 @@ func (d Digest) Begin(ctx context.Context, c *anyauth.Challenge, a *anyauth.Atte
 		logger:   logger,
 		username: up.Username,
 		password: up.Password,
+		origin:   a.Space.Origin(),
+		store:    a.Store,
 	}
-	nc := s.counterLocked(ch.nonce)
+	if a.Space.Proxy {
+		s.origin = "proxy " + s.origin
+	}
+	if s.store == nil {
+		s.store = &anyauth.Store{}
+	}
+	var nc *counter
 	if prev, ok := a.Rejected.(*digestSession); ok {
 		if shared := prev.counterForOpaque(ch); shared != nil {
-			nc = shared
-			s.counters[ch.nonce] = shared
+			nc = s.counterOr(ch.nonce, shared)
 		}
+	}
+	if nc == nil {
+		nc = s.counterLocked(ch.nonce)
 	}
 	s.state.Store(s.newState(ch, nc, nil))
 	return s, nil

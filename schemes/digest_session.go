@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/anyauth/anyauth"
 )
 
 // This file holds the per-space state of Digest: the Session the
@@ -52,10 +54,11 @@ func (st *digestState) algorithmName() string {
 	return st.ch.algName
 }
 
-// maxRememberedNonces bounds how many nonces a session keeps the count
-// of. Going back to one of them (a late nextnonce, a stale challenge that
-// repeats it) continues its count instead of sending one twice.
-const maxRememberedNonces = 256
+// nonceKey keys the nonce counters in the Transport's anyauth.Store: the
+// server's origin (or proxy) and the nonce. A server may hand one nonce
+// to several clients that challenge at once (RFC 7616 allows it); their
+// sessions then share its count, so no nc is sent twice for it.
+type nonceKey struct{ origin, nonce string }
 
 // digestSession is the anyauth.Session of Digest. It is safe for
 // concurrent use: Authorize reads an immutable state through an atomic
@@ -72,12 +75,13 @@ type digestSession struct {
 
 	randMu sync.Mutex // serializes reads of cfg.Rand
 
+	// origin and store keep the nonce counters: the server's origin (or
+	// proxy), and the Transport's Store (the session's own without one).
+	origin string
+	store  *anyauth.Store
+
 	mu    sync.Mutex // serializes state changes
 	state atomic.Pointer[digestState]
-	// counters holds the counter of every nonce used lately, oldest
-	// first in order; guarded by mu.
-	counters map[string]*counter
-	order    []string
 }
 
 // String describes the session for logs: the space, user name, algorithm
@@ -139,23 +143,21 @@ func (s *digestSession) adoptLocked(ch *digestChallenge) {
 	s.state.Store(s.newState(ch, s.counterLocked(ch.nonce), old))
 }
 
-// counterLocked returns the counter of nonce, creating it (and forgetting
-// the oldest) when the session has not used the nonce lately.
+// counterLocked returns the counter of nonce, shared with every session
+// of the Transport that uses the same nonce of the same server.
 func (s *digestSession) counterLocked(nonce string) *counter {
-	if c := s.counters[nonce]; c != nil {
+	return s.counterOr(nonce, nil)
+}
+
+// counterOr returns the counter of nonce, making it c (or a new one) when
+// there is none yet.
+func (s *digestSession) counterOr(nonce string, c *counter) *counter {
+	return s.store.Get(nonceKey{s.origin, nonce}, func() any {
+		if c == nil {
+			c = &counter{}
+		}
 		return c
-	}
-	if s.counters == nil {
-		s.counters = make(map[string]*counter)
-	}
-	if len(s.order) >= maxRememberedNonces {
-		delete(s.counters, s.order[0])
-		s.order = s.order[1:]
-	}
-	c := &counter{}
-	s.counters[nonce] = c
-	s.order = append(s.order, nonce)
-	return c
+	}).(*counter)
 }
 
 // counterForOpaque returns the nonce counter of this (rejected) session
