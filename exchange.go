@@ -65,7 +65,17 @@ type exchange struct {
 	proxyURL *url.URL
 	origin   side
 	proxy    side
-	sent     int // round trips made
+	sent     int   // round trips made
+	legs     []Leg // every leg started, to End when the request is over
+}
+
+// end tells every leg started on this request that it is over.
+func (x *exchange) end() {
+	for _, l := range x.legs {
+		if e, ok := l.(EndingLeg); ok {
+			e.End()
+		}
+	}
 }
 
 func (x *exchange) ctx() context.Context { return x.req.Context() }
@@ -187,6 +197,7 @@ func (x *exchange) startLeg(s *side, out *http.Request) error {
 		return &AuthError{Space: s.entry.space, Err: err}
 	}
 	s.leg = leg
+	x.legs = append(x.legs, leg)
 	return nil
 }
 
@@ -392,6 +403,7 @@ func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool
 		}
 		s.entry = &cacheEntry{space: space, prefixes: prefixes, session: session, strength: c.Strength, traits: c.Scheme.Traits()}
 		s.leg = leg
+		x.legs = append(x.legs, leg)
 		s.answered = append(s.answered, answeredKey(space.AuthScheme, space.Realm))
 		x.debug("anyauth: chosen", slog.String("scheme", c.Scheme.Name()), slog.Int("strength", int(c.Strength)), slog.String("space", space.String()),
 			slog.String("why", "strongest challenge with credentials"))

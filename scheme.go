@@ -170,6 +170,17 @@ type Leg interface {
 	Finish(resp *http.Response) error
 }
 
+// An EndingLeg is a Leg that holds something for its request, such as a
+// Digest nonce that no other request may use meanwhile, and must be told
+// when the request is over. The Transport calls End exactly once for
+// every Leg it started that implements it, when RoundTrip returns
+// (whether with a response or an error, and so also for a leg that was
+// rejected or never sent).
+type EndingLeg interface {
+	Leg
+	End()
+}
+
 // A Scoper is implemented by schemes whose challenges say which paths
 // their protection space covers (Digest's domain parameter), or whose
 // spaces cover more than a directory (a Bearer token is valid on its whole

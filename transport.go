@@ -234,6 +234,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	x.proxyURL = t.proxyURL(req)
 	x.proxy.disabled = x.proxyURL == nil || req.Header.Get("Proxy-Authorization") != ""
 	x.proxy.credentials = t.proxyCredentials(x.proxyURL)
+	defer x.end()
 	return x.run()
 }
 

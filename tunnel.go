@@ -54,6 +54,7 @@ func (t *Transport) connect(ctx context.Context, proxyURL *url.URL, target strin
 		},
 	}
 	x.usePreemptive(&x.proxy, proxyURL)
+	defer x.end()
 
 	var tc *tunnelConn
 	defer func() {

@@ -205,5 +205,38 @@ func (d Digest) Begin(ctx context.Context, c *anyauth.Challenge, a *anyauth.Atte
 		nc = s.counterLocked(ch.nonce)
 	}
 	s.state.Store(s.newState(ch, nc, nil))
+	if a.Rejected == nil {
+		// Requests challenged at the same time share one session, each
+		// bringing a lane, instead of leaving one session each.
+		if joined := s.join(ch); joined != nil {
+			return joined, nil
+		}
+	}
 	return s, nil
+}
+
+// sessionKey finds the live session of a space in the Transport's Store.
+type sessionKey struct {
+	origin, realm, username string
+	cfg                     Digest
+}
+
+// join adds ch as a lane of the session the Transport already has for the
+// same space and credentials, and returns that session. It returns nil
+// (and registers s, when there is none) when there is none or it cannot
+// take ch: another password, a challenge that would weaken it, or
+// maxLanes reached.
+func (s *digestSession) join(ch *digestChallenge) *digestSession {
+	if s.cfg.Rand != nil {
+		return nil // a Digest with its own Rand is not a comparable key
+	}
+	key := sessionKey{s.origin, ch.realm, s.username, s.cfg}
+	old := s.store.Get(key, func() any { return s }).(*digestSession)
+	if old == s || old.password != s.password || old.weakenedBy(ch) != "" {
+		return nil
+	}
+	if !old.addLane(ch) {
+		return nil
+	}
+	return old
 }

@@ -119,7 +119,7 @@ var shimLegs sync.Map
 
 // Authorize returns the header a fresh Leg applies to req.
 func (s *digestSession) Authorize(req *http.Request) (string, error) {
-	l := &digestLeg{s: s}
+	l := &digestLeg{s: s, lane: &s.digestLane}
 	h, err := l.header(req)
 	if err == nil {
 		shimLegs.Store(h, l)
@@ -128,7 +128,7 @@ func (s *digestSession) Authorize(req *http.Request) (string, error) {
 }
 
 // Refresh is a Leg's Continue with challenge c.
-func (s *digestSession) Refresh(c *anyauth.Challenge) bool { return s.adoptStale(c) }
+func (s *digestSession) Refresh(c *anyauth.Challenge) bool { return s.adoptStale(&s.digestLane, c) }
 
 // Complete is Finish on the Leg that produced resp.Request's answer; a
 // rejection status is not passed on, as the Transport does not.
@@ -139,7 +139,7 @@ func (s *digestSession) Complete(resp *http.Response) error {
 	if (s.proxy && resp.StatusCode == http.StatusProxyAuthRequired) || (!s.proxy && resp.StatusCode == http.StatusUnauthorized) {
 		return nil
 	}
-	l := &digestLeg{s: s}
+	l := &digestLeg{s: s, lane: &s.digestLane}
 	if resp.Request != nil {
 		if v, ok := shimLegs.Load(resp.Request.Header.Get(s.answerHeader())); ok {
 			l = v.(*digestLeg)

@@ -14,9 +14,10 @@ import (
 // request, remembers the nonce count and cnonce it sent, adopts a stale
 // nonce, and checks the server's rspauth against what it sent.
 
-// Start returns the Leg that answers one request of the session's space.
+// Start returns the Leg that answers one request of the session's space,
+// on a lane of its own (see digestSession).
 func (s *digestSession) Start(context.Context, *http.Request) (anyauth.Leg, error) {
-	return &digestLeg{s: s}, nil
+	return &digestLeg{s: s, lane: s.acquire()}, nil
 }
 
 // digestLeg is one request's answer. It records what its last Apply sent,
@@ -24,6 +25,10 @@ func (s *digestSession) Start(context.Context, *http.Request) (anyauth.Leg, erro
 // back.
 type digestLeg struct {
 	s *digestSession
+	// lane is the nonce the leg answers with, busy until End; nil while
+	// the leg waits for the 401 that opens a lane of its own.
+	lane  *digestLane
+	ended bool
 	// st is the state the last Apply signed with, nil before the first.
 	st *digestState
 	// What the last Apply sent besides st: the signed request-target, the
@@ -35,6 +40,9 @@ type digestLeg struct {
 // signed under the session's current nonce with the next nonce count and
 // a fresh cnonce.
 func (l *digestLeg) Apply(req *http.Request) error {
+	if l.lane == nil {
+		return nil // every lane is busy: the 401 opens one
+	}
 	h, err := l.header(req)
 	if err != nil {
 		return err
@@ -50,7 +58,7 @@ func (l *digestLeg) Apply(req *http.Request) error {
 // gives an error wrapping ErrBodyNotReadable.
 func (l *digestLeg) header(req *http.Request) (string, error) {
 	s := l.s
-	st := s.state.Load()
+	st := l.lane.state.Load()
 	ch := st.ch
 	in := digestInput{
 		h:      ch.alg.hash,
@@ -109,39 +117,80 @@ func (l *digestLeg) header(req *http.Request) (string, error) {
 // would lower the algorithm or the qop, or drop a userhash the session
 // sends, is refused as a rejection: a forged stale=true must not weaken a
 // session that many requests share.
+//
+// A leg that was sent without an answer (every lane was busy) opens a
+// lane with c's nonce, stale or not, under the same conditions.
 func (l *digestLeg) Continue(_ context.Context, _ *http.Response, c *anyauth.Challenge) (bool, error) {
-	return l.s.adoptStale(c), nil
+	if l.lane == nil {
+		ch, ok := l.s.acceptable(c, false)
+		if !ok {
+			return false, nil
+		}
+		if l.lane = l.s.openLane(ch); l.lane == nil {
+			l.lane = &l.s.digestLane // maxLanes: share the first
+		}
+		return true, nil
+	}
+	return l.s.adoptStale(l.lane, c), nil
 }
 
-// adoptStale adopts c as described for Continue and reports whether it
-// did.
-func (s *digestSession) adoptStale(c *anyauth.Challenge) bool {
-	if c == nil {
+// End frees the leg's lane: the request is over.
+func (l *digestLeg) End() {
+	if l.ended {
+		return
+	}
+	l.ended = true
+	if l.lane != nil {
+		l.s.release(l.lane)
+	}
+}
+
+// adoptStale adopts c on lane as described for Continue and reports
+// whether it did.
+func (s *digestSession) adoptStale(lane *digestLane, c *anyauth.Challenge) bool {
+	ch, ok := s.acceptable(c, true)
+	if !ok {
 		return false
+	}
+	s.adopt(lane, ch)
+	return true
+}
+
+// acceptable parses c and reports whether the session may answer it with
+// the same credentials: a Digest challenge of its realm (with stale=true
+// when stale is set) that weakens neither the algorithm, nor the qop, nor
+// the userhash of the session's first lane.
+func (s *digestSession) acceptable(c *anyauth.Challenge, stale bool) (*digestChallenge, bool) {
+	if c == nil {
+		return nil, false
 	}
 	ch, err := parseDigestChallenge(c)
-	if err != nil || !ch.stale {
-		return false
+	if err != nil || (stale && !ch.stale) {
+		return nil, false
 	}
+	if why := s.weakenedBy(ch); why != "" {
+		s.logger.Warn("digest: refusing a challenge that weakens the session", "space", s.space, "why", why)
+		return nil, false
+	}
+	return ch, true
+}
+
+// weakenedBy says how answering ch would weaken the session's first lane
+// (another realm, a weaker algorithm or qop, no userhash), "" when it
+// would not.
+func (s *digestSession) weakenedBy(ch *digestChallenge) string {
 	cur := s.state.Load()
-	if ch.realm != cur.ch.realm {
-		return false
-	}
-	var why string
 	switch {
+	case ch.realm != cur.ch.realm:
+		return "another realm"
 	case ch.alg.strength < cur.ch.alg.strength:
-		why = "a weaker algorithm"
+		return "a weaker algorithm"
 	case s.cfg.offeredStrength(ch) < s.cfg.offeredStrength(cur.ch):
-		why = "a weaker qop"
+		return "a weaker qop"
 	case cur.hashed && !ch.userhash:
-		why = "no userhash (the user name would travel in the clear)"
+		return "no userhash (the user name would travel in the clear)"
 	}
-	if why != "" {
-		s.logger.Warn("digest: refusing a stale challenge that weakens the session", "space", s.space, "why", why)
-		return false
-	}
-	s.adopt(ch)
-	return true
+	return ""
 }
 
 // offeredStrength is the strength Strength gives ch.
@@ -211,25 +260,25 @@ func (l *digestLeg) Finish(resp *http.Response) error {
 			return nil // a forged response's nextnonce is not adopted
 		}
 	}
-	if next := info.Param("nextnonce"); next != "" {
-		cur := s.state.Load()
+	if next := info.Param("nextnonce"); next != "" && l.lane != nil {
+		cur := l.lane.state.Load()
 		// Adopt a successor of the nonce in use only: a late response to
-		// an older nonce must not pull the session back.
+		// an older nonce must not pull the lane back.
 		if next != cur.ch.nonce && l.st.ch.nonce == cur.ch.nonce {
 			ch := *cur.ch
 			ch.nonce, ch.stale = next, false
-			s.adoptIf(cur, &ch)
+			s.adoptIf(l.lane, cur, &ch)
 		}
 	}
 	return nil
 }
 
-// adoptIf adopts ch unless the state changed since cur was read.
-func (s *digestSession) adoptIf(cur *digestState, ch *digestChallenge) {
+// adoptIf adopts ch on lane unless its state changed since cur was read.
+func (s *digestSession) adoptIf(lane *digestLane, cur *digestState, ch *digestChallenge) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.state.Load() == cur {
-		s.adoptLocked(ch)
+	if lane.state.Load() == cur {
+		s.adoptLocked(lane, ch)
 	}
 }
 

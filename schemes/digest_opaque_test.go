@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/anyauth/anyauth"
@@ -25,6 +26,8 @@ type apacheLikeServer struct {
 	nonces  int
 	clients int
 	lastNC  map[string]uint64 // by opaque
+
+	challenges atomic.Int32 // 401s sent
 }
 
 func md5hex(parts ...string) string {
@@ -33,6 +36,7 @@ func md5hex(parts ...string) string {
 }
 
 func (s *apacheLikeServer) challenge(w http.ResponseWriter, opaque string) {
+	s.challenges.Add(1)
 	s.nonces++
 	if opaque == "" {
 		s.clients++
@@ -62,37 +66,34 @@ func (s *apacheLikeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "ok nc=%d", nc)
 }
 
-// reorderBase holds the request carrying nc=00000002 until the one
-// carrying nc=00000003 has been answered: two concurrent requests on one
-// cached session reach the server out of order.
-type reorderBase struct {
-	second    chan struct{} // closed when nc=2 reached the transport
-	thirdDone chan struct{} // closed when nc=3 was answered
+// holdBase holds the request carrying nc=00000002 until release is
+// closed, so that another request is sent while it is on its way.
+type holdBase struct {
+	held    chan struct{} // closed when nc=2 reached the transport
+	release chan struct{}
+	once    sync.Once
 }
 
-func (b *reorderBase) RoundTrip(r *http.Request) (*http.Response, error) {
-	nc := ""
-	if cs := anyauth.ParseChallenges(r.Header.Get("Authorization")); len(cs) == 1 {
-		nc = cs[0].Param("nc")
-	}
-	switch nc {
-	case "00000002":
-		close(b.second)
-		<-b.thirdDone
-	case "00000003":
-		defer close(b.thirdDone)
+func (b *holdBase) RoundTrip(r *http.Request) (*http.Response, error) {
+	if cs := anyauth.ParseChallenges(r.Header.Get("Authorization")); len(cs) == 1 && cs[0].Param("nc") == "00000002" {
+		b.once.Do(func() {
+			close(b.held)
+			<-b.release
+		})
 	}
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-// TestDigestNonceCountSurvivesOpaqueReuse: a request that lost the race
-// to a higher nc is refused by an Apache-style nc check with a new nonce
-// and the same opaque; the re-answer goes on counting from the session's
-// counter and is accepted. Counting from 1 again would be refused.
-func TestDigestNonceCountSurvivesOpaqueReuse(t *testing.T) {
-	srv := httptest.NewServer(&apacheLikeServer{lastNC: map[string]uint64{}})
+// TestDigestConcurrentRequestsNeverOvertake: against an Apache-style nc
+// check (each opaque's nc must rise), a request sent while another one of
+// the same session is on its way does not share its nonce: it gets a lane
+// (a nonce and opaque) of its own with one 401, so neither can overtake
+// the other's nc.
+func TestDigestConcurrentRequestsNeverOvertake(t *testing.T) {
+	server := &apacheLikeServer{lastNC: map[string]uint64{}}
+	srv := httptest.NewServer(server)
 	defer srv.Close()
-	base := &reorderBase{second: make(chan struct{}), thirdDone: make(chan struct{})}
+	base := &holdBase{held: make(chan struct{}), release: make(chan struct{})}
 	tr := &anyauth.Transport{Base: base, Schemes: []anyauth.Scheme{schemes.Digest{}}, Credentials: anyauth.ForOrigin(srv.URL, "alice", "pw")}
 	get := func() (int, string) {
 		req, _ := http.NewRequest("GET", srv.URL+"/x", nil)
@@ -117,15 +118,22 @@ func TestDigestNonceCountSurvivesOpaqueReuse(t *testing.T) {
 		code, body := get() // nc=2, held back
 		late <- result{code, body}
 	}()
-	<-base.second
-	if code, body := get(); code != 200 || body != "ok nc=3" { // nc=3 overtakes
-		t.Fatalf("overtaking request: %d %q", code, body)
+	<-base.held
+	code, body := get() // on its own lane: a new opaque, nc=1
+	close(base.release)
+	if code != 200 || body != "ok nc=1" {
+		t.Fatalf("concurrent request: %d %q, want 200 on a lane of its own", code, body)
 	}
-	r := <-late
-	if r.code != 200 {
-		t.Fatalf("the overtaken request ended %d %q: its re-answer restarted the nonce count", r.code, r.body)
+	if r := <-late; r.code != 200 || r.body != "ok nc=2" {
+		t.Fatalf("held request: %d %q, want 200 nc=2", r.code, r.body)
 	}
-	if r.body != "ok nc=4" {
-		t.Fatalf("re-answer: %q, want nc=4 (the session's count continued)", r.body)
+	// Both lanes are kept: two more requests at once cost no 401.
+	before := server.challenges.Load()
+	done := make(chan struct{})
+	go func() { get(); close(done) }()
+	get()
+	<-done
+	if n := server.challenges.Load() - before; n > 1 {
+		t.Fatalf("%d more 401s with two lanes open", n)
 	}
 }

@@ -61,9 +61,19 @@ func (st *digestState) algorithmName() string {
 type nonceKey struct{ origin, nonce string }
 
 // digestSession is the anyauth.Session of Digest. It is safe for
-// concurrent use: Authorize reads an immutable state through an atomic
-// pointer and takes its nc with an atomic add; adopting a nonce swaps the
-// state under mu.
+// concurrent use.
+//
+// It answers on lanes: a lane is one server nonce (and opaque) with its
+// nonce count, and serves one request at a time, from the Leg's Start to
+// the request's end. So the nonce counts of a lane reach the server in
+// order, as Apache's AuthDigestNcCheck demands (it refuses an nc that is
+// not the next one of its client). A request that finds every lane busy
+// is sent without an answer, and the 401 it gets opens a new lane: a
+// space costs one 401 per request that ran concurrently with the others,
+// and no request is refused for an nc overtaken on another connection.
+// Reading a lane's state is lock-free (an atomic pointer to an immutable
+// state, nc taken with an atomic add); adopting a nonce swaps the state
+// under mu.
 type digestSession struct {
 	cfg    Digest
 	proxy  bool
@@ -80,8 +90,23 @@ type digestSession struct {
 	origin string
 	store  *anyauth.Store
 
-	mu    sync.Mutex // serializes state changes
+	mu sync.Mutex // serializes state changes and lane use
+
+	// digestLane is the first lane, opened by Begin; extra holds the
+	// lanes opened later, guarded by mu.
+	digestLane
+	extra []*digestLane
+}
+
+// maxLanes bounds the lanes of one session. Past it, requests share
+// lanes, and an nc may then overtake another on its way.
+const maxLanes = 64
+
+// digestLane is one server nonce of a session and what answering with it
+// needs. busy is guarded by the session's mu.
+type digestLane struct {
 	state atomic.Pointer[digestState]
+	busy  bool
 }
 
 // String describes the session for logs: the space, user name, algorithm
@@ -129,18 +154,72 @@ func (s *digestSession) computeHA1(h hashFunc, realm string) string {
 	return string(h.appendJoined(out[:0], scratch[:0], s.username, realm, s.password))
 }
 
-// adopt makes ch the session's challenge. The nonce count restarts for a
-// nonce the session has not used, and continues for one it has.
-func (s *digestSession) adopt(ch *digestChallenge) {
+// adopt makes ch the challenge of lane l. The nonce count restarts for a
+// nonce not used before, and continues for one that was.
+func (s *digestSession) adopt(l *digestLane, ch *digestChallenge) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.adoptLocked(ch)
+	s.adoptLocked(l, ch)
 }
 
 // adoptLocked is adopt with s.mu held.
-func (s *digestSession) adoptLocked(ch *digestChallenge) {
-	old := s.state.Load()
-	s.state.Store(s.newState(ch, s.counterLocked(ch.nonce), old))
+func (s *digestSession) adoptLocked(l *digestLane, ch *digestChallenge) {
+	old := l.state.Load()
+	l.state.Store(s.newState(ch, s.counterLocked(ch.nonce), old))
+}
+
+// acquire returns a lane for one request, marked busy, or nil when every
+// lane is busy and a new one may be opened. Past maxLanes it returns the
+// first lane, shared.
+func (s *digestSession) acquire() *digestLane {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.busy {
+		s.busy = true
+		return &s.digestLane
+	}
+	for _, l := range s.extra {
+		if !l.busy {
+			l.busy = true
+			return l
+		}
+	}
+	if len(s.extra)+1 >= maxLanes {
+		return &s.digestLane
+	}
+	return nil
+}
+
+// release frees lane l for the next request.
+func (s *digestSession) release(l *digestLane) {
+	s.mu.Lock()
+	l.busy = false
+	s.mu.Unlock()
+}
+
+// addLane adds an idle lane answering ch, and reports false when the
+// session has maxLanes already.
+func (s *digestSession) addLane(ch *digestChallenge) bool {
+	l := s.openLane(ch)
+	if l == nil {
+		return false
+	}
+	s.release(l)
+	return true
+}
+
+// openLane adds a busy lane answering ch, or returns nil when the session
+// has maxLanes already.
+func (s *digestSession) openLane(ch *digestChallenge) *digestLane {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.extra)+1 >= maxLanes {
+		return nil
+	}
+	l := &digestLane{busy: true}
+	l.state.Store(s.newState(ch, s.counterLocked(ch.nonce), s.state.Load()))
+	s.extra = append(s.extra, l)
+	return l
 }
 
 // counterLocked returns the counter of nonce, shared with every session
@@ -169,12 +248,18 @@ func (s *digestSession) counterOr(nonce string, c *counter) *counter {
 // refused again. Sharing the counter keeps the count rising for that
 // server, and RFC 7616 servers accept any nc that was not used before.
 func (s *digestSession) counterForOpaque(ch *digestChallenge) *counter {
-	st := s.state.Load()
-	if !st.ch.hasOpaque || st.ch.opaque == "" || !ch.hasOpaque || ch.opaque != st.ch.opaque ||
-		st.ch.realm != ch.realm || st.ch.nonce == ch.nonce {
-		return nil
+	s.mu.Lock()
+	lanes := append([]*digestLane{&s.digestLane}, s.extra...)
+	s.mu.Unlock()
+	for _, l := range lanes {
+		st := l.state.Load()
+		if !st.ch.hasOpaque || st.ch.opaque == "" || !ch.hasOpaque || ch.opaque != st.ch.opaque ||
+			st.ch.realm != ch.realm || st.ch.nonce == ch.nonce {
+			continue
+		}
+		return st.nc
 	}
-	return st.nc
+	return nil
 }
 
 // appendCnonce appends a fresh client nonce to dst: 16 random bytes in

@@ -71,6 +71,11 @@ func (c *sessionClient) do(method, path string, body []byte) (string, error) {
 	chName, _, _, _ := c.v.names()
 	ctx := context.Background()
 	var leg anyauth.Leg
+	defer func() {
+		if e, ok := leg.(anyauth.EndingLeg); ok {
+			e.End()
+		}
+	}()
 	for attempt := 0; attempt < 4; attempt++ {
 		req := c.newRequest(method, path, body)
 		if c.s != nil && leg == nil {
