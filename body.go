@@ -1,6 +1,7 @@
 package anyauth
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -25,7 +26,7 @@ type replaySource interface {
 	// next returns the body of the next attempt, and the GetBody that
 	// attempt's request advertises (nil when the body cannot be read
 	// again independently, as Digest auth-int would need).
-	next() (io.ReadCloser, func() (io.ReadCloser, error), error)
+	next(ctx context.Context) (io.ReadCloser, func() (io.ReadCloser, error), error)
 	// canReplay reports whether next can hand out the whole body again.
 	// It ends the last attempt's hold on the body first.
 	canReplay() bool
@@ -52,15 +53,13 @@ func newReplaySource(req *http.Request, limit int64) replaySource {
 			return b
 		}
 	}
-	b := &teeSource{limit: limit, length: req.ContentLength}
-	b.init(req.Body)
-	return b
+	return newTeeSource(req.Body, limit, req.ContentLength)
 }
 
 // noBody is the source of a request without a body.
 type noBody struct{}
 
-func (noBody) next() (io.ReadCloser, func() (io.ReadCloser, error), error) {
+func (noBody) next(context.Context) (io.ReadCloser, func() (io.ReadCloser, error), error) {
 	return http.NoBody, nil, nil
 }
 func (noBody) canReplay() bool { return true }
@@ -75,7 +74,7 @@ type getBodySource struct {
 	sent    bool
 }
 
-func (b *getBodySource) next() (io.ReadCloser, func() (io.ReadCloser, error), error) {
+func (b *getBodySource) next(context.Context) (io.ReadCloser, func() (io.ReadCloser, error), error) {
 	if !b.sent {
 		b.sent = true
 		body := b.orig
@@ -103,6 +102,7 @@ type shared struct {
 	ended   bool // the request is over
 	closed  bool // orig was closed
 	current *attemptReader
+	onClose func() // called once the caller's body is closed
 }
 
 func (s *shared) init(orig io.ReadCloser) {
@@ -115,6 +115,9 @@ func (s *shared) closeLocked() {
 	if !s.closed {
 		s.closed = true
 		s.orig.Close()
+		if s.onClose != nil {
+			s.onClose()
+		}
 	}
 }
 
@@ -143,6 +146,8 @@ func (s *shared) release() {
 type attemptReader struct {
 	s      *shared
 	read   func(r *attemptReader, p []byte) (int, error) // called with s.mu held
+	ctx    context.Context                               // the request's, for teeSource
+	done   <-chan struct{}                               // ctx.Done()
 	off    bool                                          // cut off: the attempt is over
 	closed bool                                          // the transport closed it
 	n      int64                                         // bytes this attempt read
@@ -196,7 +201,7 @@ type seekSource struct {
 	start  int64
 }
 
-func (b *seekSource) next() (io.ReadCloser, func() (io.ReadCloser, error), error) {
+func (b *seekSource) next(context.Context) (io.ReadCloser, func() (io.ReadCloser, error), error) {
 	body, err := b.rewind()
 	return body, b.rewind, err
 }
@@ -234,6 +239,12 @@ func (b *seekSource) close()          { b.release() }
 // replay sends the buffer, then goes on reading the caller's body where
 // the last attempt stopped. Past the limit the body can be replayed only
 // if no byte of it was read at all.
+//
+// The caller's body is read by a goroutine of its own, one chunk ahead of
+// the transport, so that an attempt waiting on a stalled producer gives up
+// when its request's context ends: net/http waits for its body writer
+// before it returns, and a Read of the caller's body cannot be
+// interrupted.
 type teeSource struct {
 	shared
 	limit  int64 // < 0: never buffer
@@ -243,10 +254,52 @@ type teeSource struct {
 	total    int64  // bytes read from the caller's body
 	overflow bool   // more than limit bytes were read: buf is not the whole prefix
 	eof      bool   // the caller's body is exhausted
+	srcErr   error  // the error that ended the caller's body, if not EOF
 	sends    int
+
+	// pend is the last chunk read, at stream offset pendAt: what an
+	// attempt has not taken yet of it is served from there.
+	pend   []byte
+	pendAt int64
+
+	pumpOnce sync.Once
+	chunks   chan chunk
+	quit     chan struct{} // closed with the caller's body
 }
 
-func (b *teeSource) next() (io.ReadCloser, func() (io.ReadCloser, error), error) {
+// chunk is one Read of the caller's body.
+type chunk struct {
+	data []byte
+	err  error
+}
+
+// pumpChunkSize is how much the pump reads ahead of the transport.
+const pumpChunkSize = 32 << 10
+
+func newTeeSource(body io.ReadCloser, limit, length int64) *teeSource {
+	b := &teeSource{limit: limit, length: length, chunks: make(chan chunk), quit: make(chan struct{})}
+	b.init(body)
+	b.onClose = func() { close(b.quit) } // the pump stops with the body
+	return b
+}
+
+// pump reads the caller's body until it ends or the request does.
+func (b *teeSource) pump() {
+	for {
+		p := make([]byte, pumpChunkSize)
+		n, err := b.orig.Read(p)
+		select {
+		case b.chunks <- chunk{p[:n], err}:
+		case <-b.quit:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (b *teeSource) next(ctx context.Context) (io.ReadCloser, func() (io.ReadCloser, error), error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.sends > 0 && !b.canReplayLocked() {
@@ -254,46 +307,80 @@ func (b *teeSource) next() (io.ReadCloser, func() (io.ReadCloser, error), error)
 	}
 	b.sends++
 	b.endAttemptLocked()
-	r := &attemptReader{s: &b.shared, read: b.readAt}
+	r := &attemptReader{s: &b.shared, read: b.readAt, done: ctx.Done(), ctx: ctx}
 	b.current = r
 	return r, nil, nil
 }
 
-// readAt serves attempt r from the buffer while it is behind the stream,
-// and from the caller's body (copying into the buffer) once it caught up.
+// readAt serves attempt r, with b.mu held: from the buffer while it is
+// behind the stream, from the last chunk, then from the caller's body
+// (copying into the buffer) once it caught up.
 func (b *teeSource) readAt(r *attemptReader, p []byte) (int, error) {
-	if r.n < int64(len(b.buf)) {
-		n := copy(p, b.buf[r.n:])
-		r.n += int64(n)
-		return n, nil
+	for {
+		switch {
+		case r.n < int64(len(b.buf)):
+			n := copy(p, b.buf[r.n:])
+			r.n += int64(n)
+			return n, nil
+		case r.n >= b.pendAt && r.n < b.pendAt+int64(len(b.pend)):
+			n := copy(p, b.pend[r.n-b.pendAt:])
+			r.n += int64(n)
+			return n, nil
+		case r.n < b.total:
+			// Bytes this attempt needs were read by an earlier one past
+			// the buffer: they are gone.
+			return 0, ErrBodyNotReplayable
+		case b.eof:
+			return 0, io.EOF
+		case b.srcErr != nil:
+			return 0, b.srcErr
+		}
+		if err := b.receive(r); err != nil {
+			return 0, err
+		}
 	}
-	if r.n < b.total {
-		// Bytes this attempt needs were read by an earlier one past
-		// the buffer: they are gone.
-		return 0, ErrBodyNotReplayable
+}
+
+// receive waits, with b.mu released, for the next chunk of the caller's
+// body and records it; it gives up when r's request ends or r is cut off.
+func (b *teeSource) receive(r *attemptReader) error {
+	b.pumpOnce.Do(func() { go b.pump() })
+	b.mu.Unlock()
+	var c chunk
+	var err error
+	select {
+	case c = <-b.chunks:
+	case <-r.done:
+		err = r.ctx.Err()
+	case <-b.quit:
+		err = errBodyCutOff
 	}
-	if b.eof {
-		return 0, io.EOF
+	b.mu.Lock()
+	if err != nil {
+		return err
 	}
-	n, err := b.readOrig(p)
+	n := int64(len(c.data))
 	if n > 0 {
-		if !b.overflow && b.limit >= 0 && b.total+int64(n) <= b.limit {
-			b.buf = append(b.buf, p[:n]...)
+		if !b.overflow && b.limit >= 0 && b.total+n <= b.limit {
+			b.buf = append(b.buf, c.data...)
 		} else {
 			b.overflow = true
 		}
-		b.total += int64(n)
+		b.pend, b.pendAt = c.data, b.total
+		b.total += n
 	}
-	if err == io.EOF {
+	switch {
+	case c.err == io.EOF:
 		b.eof = true
+	case c.err != nil:
+		b.srcErr = c.err
 	}
 	if r.off {
-		// Cut off while reading: the bytes are kept for the next
+		// Cut off while waiting: the bytes are kept for the next
 		// attempt, not given to this one.
-		return 0, errBodyCutOff
+		return errBodyCutOff
 	}
-	r.n += int64(n)
-	return n, err
+	return nil
 }
 
 func (b *teeSource) canReplay() bool {

@@ -227,7 +227,7 @@ func (x *exchange) build() (*http.Request, error) {
 	if x.t.ExpectContinue && x.body.streaming() && out.Header.Get("Expect") == "" {
 		out.Header.Set("Expect", "100-continue")
 	}
-	body, getBody, err := x.body.next()
+	body, getBody, err := x.body.next(x.ctx())
 	if err != nil {
 		return nil, err
 	}
