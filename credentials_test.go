@@ -171,3 +171,14 @@ func TestCredentialValuesNeverPrintSecrets(t *testing.T) {
 		}
 	}
 }
+
+// A netrc entry whose tokens are spread over lines is read, as curl reads
+// it.
+func TestNetrcEntrySplitAcrossLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "netrc")
+	os.WriteFile(path, []byte("machine\n  split.example\nlogin\n  sam\npassword\n  \"s p\"\n"), 0o600)
+	up, err := (&anyauth.Netrc{Path: path}).Credentials(context.Background(), space("https://split.example", ""))
+	if err != nil || up.Username != "sam" || up.Password != "s p" {
+		t.Fatalf("got %v %v", up, err)
+	}
+}

@@ -116,9 +116,22 @@ func (n *Netrc) load() ([]netrcEntry, error) {
 }
 
 // parseNetrc reads the entries of a netrc file. Tokens are separated by
-// white space and may be double-quoted with '\' escapes (as curl allows);
-// macdef bodies, up to the next empty line, are skipped.
+// white space, line breaks included (a "machine" and its name may sit on
+// two lines, as curl reads them), and may be double-quoted with '\'
+// escapes (as curl allows); macdef bodies, up to the next empty line, are
+// skipped.
 func parseNetrc(data string) []netrcEntry {
+	type token struct {
+		s    string
+		line int
+	}
+	lines := strings.Split(data, "\n")
+	var toks []token
+	for li, l := range lines {
+		for _, t := range netrcTokens(l) {
+			toks = append(toks, token{t, li})
+		}
+	}
 	var out []netrcEntry
 	var cur *netrcEntry
 	flush := func() {
@@ -127,40 +140,39 @@ func parseNetrc(data string) []netrcEntry {
 		}
 		cur = nil
 	}
-	lines := strings.Split(data, "\n")
-	for li := 0; li < len(lines); li++ {
-		toks := netrcTokens(lines[li])
-		for i := 0; i < len(toks); i++ {
-			arg := func() string {
-				if i+1 < len(toks) {
-					i++
-					return toks[i]
-				}
-				return ""
+	for i := 0; i < len(toks); i++ {
+		arg := func() string {
+			if i+1 < len(toks) {
+				i++
+				return toks[i].s
 			}
-			switch toks[i] {
-			case "machine":
-				flush()
-				cur = &netrcEntry{machine: arg()}
-			case "default":
-				flush()
-				cur = &netrcEntry{}
-			case "login":
-				if cur != nil {
-					cur.login = arg()
-				}
-			case "password":
-				if cur != nil {
-					cur.password = arg()
-				}
-			case "account":
-				arg()
-			case "macdef":
-				flush()
-				for li+1 < len(lines) && strings.TrimSpace(lines[li+1]) != "" {
-					li++
-				}
-				i = len(toks)
+			return ""
+		}
+		switch toks[i].s {
+		case "machine":
+			flush()
+			cur = &netrcEntry{machine: arg()}
+		case "default":
+			flush()
+			cur = &netrcEntry{}
+		case "login":
+			if cur != nil {
+				cur.login = arg()
+			}
+		case "password":
+			if cur != nil {
+				cur.password = arg()
+			}
+		case "account":
+			arg()
+		case "macdef":
+			flush()
+			end := toks[i].line + 1 // the body runs to the next empty line
+			for end < len(lines) && strings.TrimSpace(lines[end]) != "" {
+				end++
+			}
+			for i+1 < len(toks) && toks[i+1].line <= end {
+				i++
 			}
 		}
 	}

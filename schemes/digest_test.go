@@ -727,3 +727,35 @@ func TestDigestNCExhausted(t *testing.T) {
 		t.Error("nc wrapped")
 	}
 }
+
+// TestForgedStaleCannotWeakenSession: a stale=true challenge (anyone on
+// the path can forge one) must not drop userhash, lower the qop or the
+// algorithm of a session that every request of the space shares.
+func TestForgedStaleCannotWeakenSession(t *testing.T) {
+	base := `Digest realm="r", nonce="n1", qop="auth-int", algorithm=SHA-256, userhash=true`
+	for _, forged := range []string{
+		`Digest realm="r", nonce="n2", qop="auth-int", algorithm=SHA-256, stale=true`,            // no userhash
+		`Digest realm="r", nonce="n2", qop="auth", algorithm=SHA-256, userhash=true, stale=true`, // auth-int → auth
+		`Digest realm="r", nonce="n2", algorithm=SHA-256, userhash=true, stale=true`,             // no qop
+		`Digest realm="r", nonce="n2", qop="auth-int", algorithm=MD5, userhash=true, stale=true`, // MD5
+	} {
+		s := begin(t, Digest{}, base, "alice", "pw", false, nil)
+		if s.Refresh(parseOne(t, forged)) {
+			t.Errorf("stale challenge adopted: %s", forged)
+		}
+		req, _ := http.NewRequest("GET", "http://example.org/x", nil)
+		h, err := s.Authorize(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := params(parseOne(t, h))
+		if p["userhash"] != "true" || p["qop"] != "auth-int" || p["algorithm"] != "SHA-256" || p["nonce"] != "n1" || p["username"] == "alice" {
+			t.Errorf("after %s the session answers %v", forged, p)
+		}
+	}
+	// A stale challenge that weakens nothing is adopted.
+	s := begin(t, Digest{}, base, "alice", "pw", false, nil)
+	if !s.Refresh(parseOne(t, `Digest realm="r", nonce="n2", qop="auth-int", algorithm=SHA-256, userhash=true, stale=true`)) {
+		t.Fatal("an equal stale challenge was refused")
+	}
+}

@@ -22,6 +22,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -29,9 +30,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/anyauth/anyauth"
 	"github.com/anyauth/anyauth/schemes"
@@ -56,7 +61,8 @@ type options struct {
 	netrc         bool
 	insecureClear bool
 	headers       headerList
-	url           string
+	parallel      int
+	urls          []string
 }
 
 type headerList []string
@@ -78,7 +84,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("fetch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.userPass, "u", "", "`USER:PASS` for the URL's origin only (a redirect to another origin gets none)")
-	fs.IntVar(&o.count, "n", 1, "send the request `N` times with one Transport (shows preemptive reuse)")
+	fs.IntVar(&o.count, "n", 1, "send the requests `N` times with one Transport (shows preemptive reuse); with several URLs, the whole list")
+	fs.IntVar(&o.parallel, "P", 1, "send `P` requests at a time through the one Transport, like curl --parallel")
 	fs.StringVar(&o.method, "X", "", "request `METHOD` (default GET, or POST with -d)")
 	fs.StringVar(&o.data, "d", "", "request body `DATA`, or @FILE to stream a file (replayed by seeking)")
 	fs.BoolVar(&o.verbose, "v", false, "trace challenges, ranking, choice and round trips to stderr (secrets redacted)")
@@ -94,21 +101,15 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.insecureClear, "allow-cleartext", false, "allow Basic over plain http to non-loopback hosts")
 	fs.Var(&o.headers, "H", "extra request `HEADER` (\"Name: value\"), repeatable")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fetch [flags] [URL]\n\nWith no URL, fetch runs its demo against an embedded server.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: fetch [flags] [URL ...]\n\nWith no URL, fetch runs its demo against an embedded server.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, usageError{err.Error()}
 	}
-	switch fs.NArg() {
-	case 0:
-	case 1:
-		o.url = fs.Arg(0)
-	default:
-		return nil, usageError{"fetch takes one URL"}
-	}
-	if o.count < 1 {
-		return nil, usageError{"-n must be at least 1"}
+	o.urls = fs.Args()
+	if o.count < 1 || o.parallel < 1 {
+		return nil, usageError{"-n and -P must be at least 1"}
 	}
 	if (o.oauth2URL == "") != (o.oauth2Client == "") {
 		return nil, usageError{"-oauth2-token-url and -oauth2-client go together"}
@@ -137,7 +138,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "fetch:", err)
 		return 2
 	}
-	if o.url == "" {
+	if len(o.urls) == 0 {
 		return runDemo(stdout, stderr)
 	}
 	status, err := fetch(o, stdout, stderr)
@@ -158,21 +159,42 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// newTransport builds the anyauth.Transport the options describe.
-func newTransport(o *options, target *url.URL, stderr io.Writer) (*anyauth.Transport, error) {
+// newTransport builds the anyauth.Transport the options describe, for
+// requests to targets. -u, -bearer and the OAuth 2.0 token go to the
+// targets' origins only; a target's own user info goes to its origin.
+func newTransport(o *options, targets []*url.URL, stderr io.Writer) (*anyauth.Transport, error) {
 	base := http.DefaultTransport.(*http.Transport).Clone() // proxies from the environment
 	t := &anyauth.Transport{
 		Base:           base,
 		Schemes:        []anyauth.Scheme{schemes.Digest{}, schemes.Basic{}},
 		AllowCleartext: o.insecureClear,
+		// A piped body (-d @/dev/stdin) larger than the replay buffer
+		// waits behind "Expect: 100-continue" until the server has
+		// challenged it, as curl does.
+		ExpectContinue: true,
 	}
 	var creds anyauth.Chain
+	var origins []string
+	seen := map[string]bool{}
+	for _, target := range targets {
+		origin := target.Scheme + "://" + target.Host
+		if target.User != nil { // http://user:pass@host/ means -u for that origin, as in curl
+			pass, _ := target.User.Password()
+			creds = append(creds, anyauth.ForOrigin(origin, target.User.Username(), pass))
+		}
+		if !seen[origin] {
+			seen[origin] = true
+			origins = append(origins, origin)
+		}
+	}
 	if o.userPass != "" {
 		user, pass, ok := strings.Cut(o.userPass, ":")
 		if !ok {
 			return nil, usageError{"-u wants USER:PASS"}
 		}
-		creds = append(creds, anyauth.ForOrigin(target.Scheme+"://"+target.Host, user, pass))
+		for _, origin := range origins {
+			creds = append(creds, anyauth.ForOrigin(origin, user, pass))
+		}
 	}
 	if o.netrc {
 		creds = append(creds, anyauth.NetrcFromEnv())
@@ -180,10 +202,9 @@ func newTransport(o *options, target *url.URL, stderr io.Writer) (*anyauth.Trans
 	if len(creds) > 0 {
 		t.Credentials = creds
 	}
-	origin := target.Scheme + "://" + target.Host
 	switch {
 	case o.bearer != "":
-		t.Schemes = append(t.Schemes, schemes.NewStaticBearer(o.bearer, origin))
+		t.Schemes = append(t.Schemes, schemes.NewStaticBearer(o.bearer, origins...))
 	case o.oauth2URL != "":
 		id, secret, ok := strings.Cut(o.oauth2Client, ":")
 		if !ok {
@@ -195,7 +216,7 @@ func newTransport(o *options, target *url.URL, stderr io.Writer) (*anyauth.Trans
 			TokenURL:     o.oauth2URL,
 			Scopes:       strings.FieldsFunc(o.oauth2Scope, func(r rune) bool { return r == ' ' || r == ',' }),
 		}
-		t.Schemes = append(t.Schemes, schemes.NewBearer(cfg.Token, origin))
+		t.Schemes = append(t.Schemes, schemes.NewBearer(cfg.Token, origins...))
 	}
 	if o.proxy != "" {
 		pu, err := url.Parse(o.proxy)
@@ -228,53 +249,124 @@ func newTransport(o *options, target *url.URL, stderr io.Writer) (*anyauth.Trans
 	return t, nil
 }
 
-// fetch sends the request o.count times and prints the last body. It
-// returns the last status.
+// fetch sends the request to every URL, the whole list o.count times, up
+// to o.parallel at a time through one Transport, and prints the bodies of
+// the last round. It returns the worst final status.
 func fetch(o *options, stdout, stderr io.Writer) (int, error) {
-	target, err := url.Parse(o.url)
-	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
-		return 0, usageError{fmt.Sprintf("%q is not an http(s) URL", o.url)}
+	var targets []*url.URL
+	for _, raw := range o.urls {
+		target, err := url.Parse(raw)
+		if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
+			return 0, usageError{fmt.Sprintf("%q is not an http(s) URL", raw)}
+		}
+		targets = append(targets, target)
 	}
-	t, err := newTransport(o, target, stderr)
+	t, err := newTransport(o, targets, stderr)
 	if err != nil {
 		return 0, err
 	}
 	defer t.CloseIdleConnections()
-	client := &http.Client{Transport: t}
-	status := 0
-	for i := 0; i < o.count; i++ {
-		req, err := newRequest(o)
-		if err != nil {
-			return 0, err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		status = resp.StatusCode
-		fmt.Fprintf(stderr, "< %s %s: %s\n", req.Method, safe(req.URL), resp.Status)
-		if i == o.count-1 {
-			_, err = io.Copy(stdout, resp.Body)
-		} else {
-			_, err = io.Copy(io.Discard, resp.Body)
-		}
-		resp.Body.Close()
-		if err != nil {
-			return 0, err
-		}
+	for _, target := range targets {
+		target.User = nil // its credentials went to the Transport
 	}
-	return status, nil
+	client := &http.Client{Transport: t}
+
+	type job struct {
+		target *url.URL
+		last   bool // of the last round: print its body
+	}
+	jobs := make(chan job)
+	go func() {
+		for i := 0; i < o.count; i++ {
+			for _, target := range targets {
+				jobs <- job{target, i == o.count-1}
+			}
+		}
+		close(jobs)
+	}()
+	var (
+		mu       sync.Mutex
+		statuses = map[int]int{}
+		worst    int
+		firstErr error
+		trips    atomic.Int64
+		requests int
+	)
+	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { trips.Add(1) }}
+	ctx := httptrace.WithClientTrace(context.Background(), trace)
+	var wg sync.WaitGroup
+	for range o.parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				status, body, err := fetchOne(ctx, client, o, j.target)
+				mu.Lock()
+				requests++
+				if err != nil {
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					continue
+				}
+				statuses[status]++
+				worst = max(worst, status)
+				fmt.Fprintf(stderr, "< %s %s: %d %s\n", o.method, j.target, status, http.StatusText(status))
+				if j.last {
+					stdout.Write(body)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if o.verbose || requests > 1 {
+		fmt.Fprintf(stderr, "fetch: %d requests, final statuses %s, %d round trips\n", requests, statusSummary(statuses), trips.Load())
+	}
+	return worst, firstErr
 }
 
-func safe(u *url.URL) string {
-	c := *u
-	c.User = nil
-	return c.String()
+// fetchOne sends one request and reads its body.
+func fetchOne(ctx context.Context, client *http.Client, o *options, target *url.URL) (int, []byte, error) {
+	req, err := newRequest(ctx, o, target)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
+}
+
+// statusSummary lists statuses as "318x200 2x401", most frequent first.
+func statusSummary(statuses map[int]int) string {
+	codes := make([]int, 0, len(statuses))
+	for c := range statuses {
+		codes = append(codes, c)
+	}
+	sort.Slice(codes, func(i, j int) bool {
+		if statuses[codes[i]] != statuses[codes[j]] {
+			return statuses[codes[i]] > statuses[codes[j]]
+		}
+		return codes[i] < codes[j]
+	})
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		parts[i] = fmt.Sprintf("%dx%d", statuses[c], c)
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " ")
 }
 
 // newRequest builds one request; a -d @FILE body is an *os.File, which the
 // Transport replays by seeking, never holding it in memory.
-func newRequest(o *options) (*http.Request, error) {
+func newRequest(ctx context.Context, o *options, target *url.URL) (*http.Request, error) {
 	var body io.Reader
 	var size int64 = -1
 	switch {
@@ -290,7 +382,7 @@ func newRequest(o *options) (*http.Request, error) {
 	case o.data != "":
 		body = bytes.NewReader([]byte(o.data))
 	}
-	req, err := http.NewRequest(o.method, o.url, body)
+	req, err := http.NewRequestWithContext(ctx, o.method, target.String(), body)
 	if err != nil {
 		return nil, err
 	}
