@@ -302,3 +302,19 @@ func TestCredentialTableNotSentAfterHTTPSToHTTPRedirect(t *testing.T) {
 		t.Fatalf("status %d; the http origin got %q", resp.StatusCode, plainSaw)
 	}
 }
+
+// Finding 6: a provider that returns (nil, nil) is "no credentials", not a
+// panic, for Basic as for Digest.
+func TestNilCredentialsFromProvider(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("WWW-Authenticate", `Basic realm="r"`)
+		w.Header().Add("WWW-Authenticate", `Digest realm="r", nonce="n", qop="auth"`)
+		w.WriteHeader(401)
+	}))
+	defer srv.Close()
+	none := anyauth.CredentialFunc(func(context.Context, *anyauth.ProtectionSpace) (*anyauth.UserPassword, error) { return nil, nil })
+	tr := &anyauth.Transport{Schemes: []anyauth.Scheme{schemes.Basic{}, schemes.Digest{}}, Credentials: none}
+	if code, _ := get(t, tr, srv.URL+"/"); code != 401 {
+		t.Fatalf("status %d, want the 401 untouched", code)
+	}
+}
