@@ -40,8 +40,11 @@ type replaySource interface {
 
 // newReplaySource prepares req's body for replay. limit < 0 never buffers.
 func newReplaySource(req *http.Request, limit int64) replaySource {
-	if req.Body == nil || req.Body == http.NoBody {
-		return noBody{}
+	if req.Body == nil {
+		return noBody{nil}
+	}
+	if req.Body == http.NoBody {
+		return noBody{http.NoBody}
 	}
 	if req.GetBody != nil {
 		return &getBodySource{orig: req.Body, getBody: req.GetBody}
@@ -56,11 +59,12 @@ func newReplaySource(req *http.Request, limit int64) replaySource {
 	return newTeeSource(req.Body, limit, req.ContentLength)
 }
 
-// noBody is the source of a request without a body.
-type noBody struct{}
+// noBody is the source of a request without a body: nil or http.NoBody,
+// as the caller gave it (net/http writes a nil body without allocating).
+type noBody struct{ body io.ReadCloser }
 
-func (noBody) next(context.Context) (io.ReadCloser, func() (io.ReadCloser, error), error) {
-	return http.NoBody, nil, nil
+func (b noBody) next(context.Context) (io.ReadCloser, func() (io.ReadCloser, error), error) {
+	return b.body, nil, nil
 }
 func (noBody) canReplay() bool { return true }
 func (noBody) streaming() bool { return false }

@@ -50,13 +50,6 @@ func (c UserPassword) Format(f fmt.State, verb rune) {
 	fmt.Fprint(f, c.String())
 }
 
-// noCredentials is the provider used when none is configured.
-type noCredentials struct{}
-
-func (noCredentials) Credentials(context.Context, *ProtectionSpace) (*UserPassword, error) {
-	return nil, ErrNoCredentials
-}
-
 // OriginCredentials offers one user name and password to every
 // protection space of one origin, as curl's -u does: a redirect to another
 // host, port or scheme gets nothing. Given as Transport.ProxyCredentials,

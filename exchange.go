@@ -67,6 +67,7 @@ type exchange struct {
 	proxy    side
 	sent     int   // round trips made
 	legs     []Leg // every leg started, to End when the request is over
+	legsBuf  [2]Leg
 }
 
 // end tells every leg started on this request that it is over.
@@ -197,8 +198,16 @@ func (x *exchange) startLeg(s *side, out *http.Request) error {
 		return &AuthError{Space: s.entry.space, Err: err}
 	}
 	s.leg = leg
-	x.legs = append(x.legs, leg)
+	x.addLeg(leg)
 	return nil
+}
+
+// addLeg records a leg started on this request.
+func (x *exchange) addLeg(l Leg) {
+	if x.legs == nil {
+		x.legs = x.legsBuf[:0]
+	}
+	x.legs = append(x.legs, l)
 }
 
 // build makes the request for the next round trip: a clone of the
@@ -237,7 +246,9 @@ func (x *exchange) build() (*http.Request, error) {
 			continue
 		}
 		if err := s.leg.Apply(out); err != nil {
-			body.Close() // never sent: give the body back
+			if body != nil {
+				body.Close() // never sent: give the body back
+			}
 			return nil, &AuthError{Space: s.entry.space, Err: err}
 		}
 	}
@@ -403,7 +414,7 @@ func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool
 		}
 		s.entry = &cacheEntry{space: space, prefixes: prefixes, session: session, strength: c.Strength, traits: c.Scheme.Traits()}
 		s.leg = leg
-		x.legs = append(x.legs, leg)
+		x.addLeg(leg)
 		s.answered = append(s.answered, answeredKey(space.AuthScheme, space.Realm))
 		x.debug("anyauth: chosen", slog.String("scheme", c.Scheme.Name()), slog.Int("strength", int(c.Strength)), slog.String("space", space.String()),
 			slog.String("why", "strongest challenge with credentials"))

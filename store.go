@@ -38,3 +38,10 @@ func (s *Store) Get(key any, create func() any) any {
 	s.order = append(s.order, key)
 	return v
 }
+
+// reset forgets every entry.
+func (s *Store) reset() {
+	s.mu.Lock()
+	s.m, s.order = nil, nil
+	s.mu.Unlock()
+}

@@ -259,12 +259,14 @@ func drainAndClose(resp *http.Response) {
 	resp.Body.Close()
 }
 
-// Forget drops every cached protection space, so the next request in each
-// is challenged again.
+// Forget drops every cached protection space, and what the schemes keep
+// in the Transport's Store, so the next request in each space is
+// challenged again.
 func (t *Transport) Forget() {
 	t.cache.mu.Lock()
 	t.cache.entries = nil
 	t.cache.mu.Unlock()
+	t.store.reset()
 }
 
 // CloseIdleConnections closes the idle connections of Base, and of the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"unsafe"
 
 	"github.com/anyauth/anyauth"
 )
@@ -34,6 +35,7 @@ type digestLeg struct {
 	// What the last Apply sent besides st: the signed request-target, the
 	// qop chosen ("" for none), and the nc and cnonce of a qop answer.
 	uri, qop, nc, cnonce string
+	ncc                  [8 + 64]byte // the bytes of nc and cnonce
 }
 
 // Apply sets the Authorization (or Proxy-Authorization) header of req,
@@ -93,14 +95,15 @@ func (l *digestLeg) header(req *http.Request) (string, error) {
 		if n > maxNC {
 			return "", fmt.Errorf("digest: nonce count exhausted for the nonce of %s", s.space)
 		}
-		// nc and cnonce share one allocation.
-		var buf [8 + 64]byte
-		b := appendNC(buf[:0], n)
+		// nc and cnonce live in the leg: no allocation. The strings
+		// point into l.ncc, which the next Apply of this leg rewrites
+		// along with l.nc and l.cnonce.
+		b := appendNC(l.ncc[:0], n)
 		b, err := s.appendCnonce(b)
 		if err != nil {
 			return "", err
 		}
-		both := string(b)
+		both := unsafe.String(unsafe.SliceData(b), len(b))
 		in.nc, in.cnonce = both[:8], both[8:]
 	}
 	var respBuf [2 * 64]byte
