@@ -55,6 +55,9 @@ func (t *Transport) route() *route {
 
 func (t *Transport) buildRoute() route {
 	base := t.base()
+	if err := checkBase(base); err != nil {
+		return route{rt: failingBase{err}}
+	}
 	ht, isHTTP := base.(*http.Transport)
 	proxy := t.Proxy
 	if proxy == nil && isHTTP {
@@ -203,4 +206,15 @@ func (t *Transport) hopAllowsCleartext(host string) bool {
 		}
 	}
 	return false
+}
+
+// failingBase answers every request with err, for a Base the Transport
+// refuses.
+type failingBase struct{ err error }
+
+func (f failingBase) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	return nil, f.err
 }
