@@ -438,3 +438,25 @@ func TestCleartextGuardLooksAtTheProxyHop(t *testing.T) {
 		t.Fatalf("with the proxy allowed: %d %q", code, body)
 	}
 }
+
+// Owning the TLS dial keeps HTTP/2: a Base like http.DefaultTransport
+// (ForceAttemptHTTP2, a Proxy func that finds no proxy) still speaks h2
+// with an origin that offers it.
+func TestOwnedDialKeepsHTTP2(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, r.Proto)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.Proxy = func(*http.Request) (*url.URL, error) { return nil, nil }
+	base.TLSClientConfig = &tls.Config{RootCAs: pool}
+	tr := &anyauth.Transport{Base: base}
+	defer tr.CloseIdleConnections()
+	if code, body := get(t, tr, srv.URL+"/"); code != 200 || body != "HTTP/2.0" {
+		t.Fatalf("%d %q, want HTTP/2.0", code, body)
+	}
+}
