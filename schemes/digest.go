@@ -21,20 +21,28 @@ import (
 // the server asks for userhash=true, and a user name that cannot travel in
 // a quoted-string as an RFC 8187 username* parameter.
 //
-// A Digest value is a configuration: the nonce, its nonce count and the
-// credentials live in the Session that Begin returns, which the Transport
-// keeps for the protection space and uses from many goroutines at once.
-// The zero value is ready to use.
+// A Digest value is a configuration: the nonces, their nonce counts and
+// the credentials live in the Session that Begin returns, which the
+// Transport keeps for the protection space and uses from many goroutines
+// at once. The zero value is ready to use.
 //
-// The Session signs the request-target as the request line carries it
-// (path and query for an origin, the absolute URL for a proxy), counts nc
-// atomically per nonce so that no count is ever sent twice for a nonce,
-// and draws a fresh 16-byte cnonce for every request. It adopts a
-// stale=true challenge of its realm (new nonce, count restarted, same
-// credentials) unless its algorithm is weaker, adopts the nextnonce of
-// Authentication-Info, and checks rspauth against the cnonce and nc of the
-// request that got the response (see RequireMutualAuth). Its printed form
-// shows neither the password nor HA1.
+// Each request answers on a lane of the Session: a server nonce that no
+// other request uses until the request ends, so that the nonce counts of
+// a lane reach the server in order (Apache's AuthDigestNcCheck refuses
+// any other). A request that finds every lane busy is sent without an
+// answer and opens a lane with the 401 it gets; requests challenged at
+// the same time share one Session. Nonce counts are kept per nonce in the
+// Transport's Store, so no count is ever sent twice for a nonce, even by
+// two Sessions given the same nonce.
+//
+// A leg signs the request-target as the request line carries it (path and
+// query for an origin, the absolute URL for a proxy, the authority for
+// CONNECT) and draws a fresh 16-byte cnonce for every request. It adopts
+// a stale=true challenge of its realm (new nonce, same credentials) unless
+// it would weaken the session (a weaker algorithm or qop, no userhash),
+// adopts the nextnonce of Authentication-Info, and checks rspauth against
+// the nonce, nc and cnonce it sent (see RequireMutualAuth). Its printed
+// form shows neither the password nor HA1.
 type Digest struct {
 	// RequireMutualAuth makes the server prove that it knows the
 	// password. A response that the server accepted (any status but 401,

@@ -1,14 +1,16 @@
 // Package schemes holds the standard HTTP authentication schemes that
-// plug into an anyauth.Transport: Basic (RFC 7617) and Digest (RFC 7616).
+// plug into an anyauth.Transport: Basic (RFC 7617), Digest (RFC 7616) and
+// Bearer (RFC 6750, tokens from golang.org/x/oauth2).
 //
-// Each scheme is a small configuration value that implements
-// anyauth.Scheme. The Transport asks it how strong an answer to a
-// challenge would be, lets it begin an anyauth.Session for a protection
-// space, and keeps that Session to answer later requests in the space
-// without another 401. All state a scheme learns from a server (a Digest
-// nonce and its nonce count, say) lives in the Session, never in the
-// scheme value, so one value can serve any number of spaces and
-// goroutines:
+// Each scheme implements anyauth.Scheme. The Transport asks it how strong
+// an answer to a challenge would be, lets it begin an anyauth.Session for
+// a protection space, keeps that Session to answer later requests in the
+// space without another 401, and starts one anyauth.Leg of it per
+// request. What a scheme learns from a server (a Digest nonce and its
+// nonce count, say) lives in the Session; what one request sent lives in
+// its Leg. Basic and Digest values are plain configuration and can serve
+// any number of spaces and goroutines; a Bearer holds its current token
+// and is used by pointer:
 //
 //	t := &anyauth.Transport{
 //		Schemes:     []anyauth.Scheme{schemes.Digest{}, schemes.Basic{}},
