@@ -322,7 +322,7 @@ func fetch(o *options, stdout, stderr io.Writer) (int, error) {
 	}
 	wg.Wait()
 	if o.verbose || requests > 1 {
-		fmt.Fprintf(stderr, "fetch: %d requests, final statuses %s, %d round trips\n", requests, statusSummary(statuses), trips.Load())
+		fmt.Fprintf(stderr, "fetch: %s, final statuses %s, %s\n", plural(requests, "request"), statusSummary(statuses), plural(int(trips.Load()), "round trip"))
 	}
 	return worst, firstErr
 }
@@ -397,4 +397,12 @@ func newRequest(ctx context.Context, o *options, target *url.URL) (*http.Request
 		req.Header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
 	}
 	return req, nil
+}
+
+// plural writes n and the noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
