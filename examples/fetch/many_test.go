@@ -27,8 +27,11 @@ func TestFetchManyParallel(t *testing.T) {
 	if m == nil {
 		t.Fatalf("summary: %s", tail(errOut.String()))
 	}
-	if trips, _ := strconv.Atoi(m[1]); trips > 320+32 {
-		t.Fatalf("%d round trips for 320 requests by 32 workers, want at most 352", trips)
+	// One 401 per worker: N + 32. net/http may also resend a GET on a
+	// kept-alive connection the server closed as it was reused; those
+	// resends count as round trips too, so allow a few.
+	if trips, _ := strconv.Atoi(m[1]); trips > 320+32+8 {
+		t.Fatalf("%d round trips for 320 requests by 32 workers, want at most 352 (+8 transport resends)", trips)
 	}
 	t.Log(strings.TrimSpace(tail(errOut.String())))
 
