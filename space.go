@@ -72,15 +72,6 @@ func (s *ProtectionSpace) InfoHeader() string {
 	return "Authentication-Info"
 }
 
-// RejectStatus returns the status code with which the space's server
-// refuses an answer: 407 for a proxy, 401 otherwise.
-func (s *ProtectionSpace) RejectStatus() int {
-	if s.Proxy {
-		return 407
-	}
-	return 401
-}
-
 // SameOrigin reports whether a and b have the same origin (RFC 6454):
 // scheme and host compared without case, and a missing port taken as the
 // scheme's default.

@@ -24,8 +24,10 @@ const maxDrain = 64 << 10
 // challenges. It sends each request through Base; when the response is a
 // 401 (or a 407 from the proxy of a plain-http request) it picks the
 // strongest challenge that one of Schemes understands and has credentials
-// for, and replays the request with the answer. Once an answer succeeds,
-// later requests in the same protection space carry it from the start.
+// for, and replays the request with the answer, continuing multi-leg
+// handshakes. A proxy's 407 to the CONNECT of an https request is
+// answered on the tunnel (see Base). Once an answer succeeds, later
+// requests in the same protection space carry it from the start.
 //
 // A Transport must not be copied after first use. It is safe for
 // concurrent use by multiple goroutines, never modifies the caller's
@@ -76,23 +78,26 @@ type Transport struct {
 	Selector Selector
 
 	// MaxBodyBuffer is how many bytes of a request body that has neither
-	// GetBody nor Seek are kept in memory to replay it. A larger body is
-	// streamed; if it meets a challenge after some of it was sent,
-	// RoundTrip fails with a *BodyNotReplayableError (see ExpectContinue).
-	// Zero means DefaultMaxBodyBuffer; negative means never buffer.
+	// GetBody nor Seek are kept in memory to replay it. Such a body is
+	// sent at once and copied as it goes; once more than MaxBodyBuffer
+	// bytes of it were sent, a challenge fails RoundTrip with a
+	// *BodyNotReplayableError (see ExpectContinue). Zero means
+	// DefaultMaxBodyBuffer; negative means never buffer.
 	MaxBodyBuffer int64
 
-	// ExpectContinue sends "Expect: 100-continue" with a body that cannot
-	// be replayed (no GetBody, not seekable, over MaxBodyBuffer), so that a
-	// server can challenge before the body is sent; the same body then goes
-	// with the answer. Base must wait for the server: an *http.Transport
+	// ExpectContinue sends "Expect: 100-continue" with a body that may not
+	// be replayable (no GetBody, not seekable, and of unknown length or
+	// over MaxBodyBuffer), so that a server can challenge before the body
+	// is sent; the same body then goes with the answer. Base must wait for the server: an *http.Transport
 	// needs a non-zero ExpectContinueTimeout (http.DefaultTransport has 1 s).
 	ExpectContinue bool
 
 	// MaxAnswers bounds how many times one request is answered and
-	// replayed (each scheme answers each protection space at most once,
-	// plus one retry for a stale nonce). Zero means DefaultMaxAnswers, so
-	// a request costs at most five round trips.
+	// replayed: each (scheme, realm) is begun at most once, and its legs
+	// continue (a stale Digest nonce, a refreshed token, the next leg of a
+	// handshake) while the budget lasts. Zero means DefaultMaxAnswers, so
+	// a request costs at most five round trips. It bounds each CONNECT
+	// the same way.
 	MaxAnswers int
 
 	// AllowDowngrade lets a request that had an answer rejected try a

@@ -47,9 +47,18 @@ type proxyAnswer struct {
 }
 
 func newConnectProxy(t *testing.T, decide func(n int, auth string) proxyAnswer) *connectProxy {
+	return newConnectProxyTLS(t, nil, decide)
+}
+
+// newConnectProxyTLS is newConnectProxy listening with TLS when cfg is
+// set (an https:// proxy).
+func newConnectProxyTLS(t *testing.T, cfg *tls.Config, decide func(n int, auth string) proxyAnswer) *connectProxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
 	}
 	p := &connectProxy{ln: ln, decide: decide}
 	var wg sync.WaitGroup
@@ -458,5 +467,26 @@ func TestOwnedDialKeepsHTTP2(t *testing.T) {
 	defer tr.CloseIdleConnections()
 	if code, body := get(t, tr, srv.URL+"/"); code != 200 || body != "HTTP/2.0" {
 		t.Fatalf("%d %q, want HTTP/2.0", code, body)
+	}
+}
+
+// An https:// proxy: the Transport speaks TLS to the proxy, answers its
+// 407 inside that connection, then TLS again to the origin through it.
+func TestConnectThroughHTTPSProxy(t *testing.T) {
+	origin := newTLSOrigin(t, nil)
+	p := newConnectProxyTLS(t, origin.TLS.Clone(), func(n int, auth string) proxyAnswer {
+		if strings.HasPrefix(auth, "Basic ") {
+			return proxyAnswer{status: 200}
+		}
+		return proxyAnswer{status: 407, challenges: []string{`Basic realm="p"`}}
+	})
+	proxy := p.url()
+	proxy.Scheme = "https"
+	tr, _ := tunnelTransport(t, proxy, origin.Server) // trusts origin's certificate, which the proxy shares
+	if code, body := get(t, tr, origin.URL+"/x"); code != 200 || body != "secure hello" {
+		t.Fatalf("%d %q", code, body)
+	}
+	if conns, connects, auths := p.counts(); conns != 1 || connects != 2 || !strings.HasPrefix(auths[1], "Basic ") {
+		t.Fatalf("%d CONNECTs on %d TLS connections, Proxy-Authorization %q", connects, conns, auths)
 	}
 }

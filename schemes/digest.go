@@ -188,14 +188,17 @@ func (d Digest) Begin(ctx context.Context, c *anyauth.Challenge, a *anyauth.Atte
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &digestSession{
-		cfg:      d,
-		proxy:    a.Space.Proxy,
-		space:    a.Space.String(),
-		logger:   logger,
-		username: up.Username,
-		password: up.Password,
-		origin:   a.Space.Origin(),
-		store:    a.Store,
+		cfg:   d,
+		proxy: a.Space.Proxy,
+		// The header names of the space: Proxy-* for a proxy.
+		answerHeader: a.Space.AnswerHeader(),
+		infoHeader:   a.Space.InfoHeader(),
+		space:        a.Space.String(),
+		logger:       logger,
+		username:     up.Username,
+		password:     up.Password,
+		origin:       a.Space.Origin(),
+		store:        a.Store,
 	}
 	if a.Space.Proxy {
 		s.origin = "proxy " + s.origin

@@ -141,7 +141,7 @@ func (s *digestSession) Complete(resp *http.Response) error {
 	}
 	l := &digestLeg{s: s, lane: &s.digestLane}
 	if resp.Request != nil {
-		if v, ok := shimLegs.Load(resp.Request.Header.Get(s.answerHeader())); ok {
+		if v, ok := shimLegs.Load(resp.Request.Header.Get(s.answerHeader)); ok {
 			l = v.(*digestLeg)
 		}
 	}

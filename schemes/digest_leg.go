@@ -49,7 +49,7 @@ func (l *digestLeg) Apply(req *http.Request) error {
 	if err != nil {
 		return err
 	}
-	req.Header.Set(l.s.answerHeader(), h)
+	req.Header.Set(l.s.answerHeader, h)
 	return nil
 }
 
@@ -208,23 +208,6 @@ func (d Digest) offeredStrength(ch *digestChallenge) anyauth.Strength {
 	return s
 }
 
-// answerHeader returns the name of the header the session answers in.
-func (s *digestSession) answerHeader() string {
-	if s.proxy {
-		return "Proxy-Authorization"
-	}
-	return "Authorization"
-}
-
-// infoHeader returns the name of the header that carries the server's
-// Authentication-Info.
-func (s *digestSession) infoHeader() string {
-	if s.proxy {
-		return "Proxy-Authentication-Info"
-	}
-	return "Authentication-Info"
-}
-
 // Finish reads the Authentication-Info (for a proxy,
 // Proxy-Authentication-Info) of a response the server accepted. It checks
 // rspauth against the nonce, nc and cnonce this leg sent, and adopts
@@ -236,7 +219,7 @@ func (l *digestLeg) Finish(resp *http.Response) error {
 	if resp == nil || l.st == nil {
 		return nil
 	}
-	infoName := s.infoHeader()
+	infoName := s.infoHeader
 	vals := resp.Header.Values(infoName)
 	if len(vals) == 0 {
 		if s.cfg.RequireMutualAuth {

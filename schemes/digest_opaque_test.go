@@ -1,6 +1,7 @@
 package schemes_test
 
 import (
+	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/anyauth/anyauth"
 	"github.com/anyauth/anyauth/schemes"
@@ -135,5 +137,48 @@ func TestDigestConcurrentRequestsNeverOvertake(t *testing.T) {
 	<-done
 	if n := server.challenges.Load() - before; n > 1 {
 		t.Fatalf("%d more 401s with two lanes open", n)
+	}
+}
+
+// TestDigestLaneFreedWhenRequestFails: a request that ends in an error
+// (its context ran out while the server was slow) still frees its lane,
+// so the next request answers at once instead of paying a 401.
+func TestDigestLaneFreedWhenRequestFails(t *testing.T) {
+	server := &apacheLikeServer{lastNC: map[string]uint64{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" && r.Header.Get("Authorization") != "" {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(2 * time.Second):
+			}
+			return
+		}
+		server.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	tr := &anyauth.Transport{Schemes: []anyauth.Scheme{schemes.Digest{}}, Credentials: anyauth.ForOrigin(srv.URL, "alice", "pw")}
+	get := func(ctx context.Context, path string) (int, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+path, nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if code, err := get(context.Background(), "/x"); code != 200 {
+		t.Fatalf("first request: %d %v", code, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := get(ctx, "/slow"); err == nil {
+		t.Fatal("the slow request did not fail")
+	}
+	before := server.challenges.Load()
+	if code, err := get(context.Background(), "/x"); code != 200 {
+		t.Fatalf("after the failed request: %d %v", code, err)
+	}
+	if n := server.challenges.Load() - before; n != 0 {
+		t.Fatalf("%d 401s: the failed request kept its lane", n)
 	}
 }

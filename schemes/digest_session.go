@@ -75,10 +75,13 @@ type nonceKey struct{ origin, nonce string }
 // state, nc taken with an atomic add); adopting a nonce swaps the state
 // under mu.
 type digestSession struct {
-	cfg    Digest
-	proxy  bool
-	space  string // the protection space, for log lines
-	logger *slog.Logger
+	cfg   Digest
+	proxy bool
+	// answerHeader and infoHeader are the space's Authorization (or
+	// Proxy-Authorization) and Authentication-Info header names.
+	answerHeader, infoHeader string
+	space                    string // the protection space, for log lines
+	logger                   *slog.Logger
 
 	username string
 	password string // secret: never printed
