@@ -1,6 +1,8 @@
 package testserver
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"os/exec"
@@ -90,6 +92,38 @@ func StartGSSAPIApache(kdc *KDC) (*Server, error) {
 	return s, nil
 }
 
+// StartGSSAPIApacheTLS starts the GSSAPI Apache of StartGSSAPIApache, with
+// the same locations and keytab, speaking HTTPS only (mod_ssl, TLS 1.2
+// and 1.3) with a certificate for localhost, 127.0.0.1 and ::1 from a
+// throw-away CA, as StartApacheTLS does: URL is "https://localhost:PORT"
+// (SPN HTTP/localhost) and Name "apache-gssapi-tls"; CertPool and
+// TLSConfig return what a client needs to trust it. The error wraps
+// ErrNotInstalled when mod_ssl is missing too.
+func StartGSSAPIApacheTLS(kdc *KDC) (*Server, error) {
+	if kdc == nil || kdc.Keytab == "" {
+		return nil, fmt.Errorf("testserver: StartGSSAPIApacheTLS needs a running KDC")
+	}
+	files := map[string]string{
+		"htdigest": HtdigestLine(User, RealmDigest, Password, "MD5", false),
+	}
+	data := map[string]any{
+		"Keytab":             kdc.Keytab,
+		"RealmBasic":         RealmBasic,
+		"RealmDigest":        RealmDigest,
+		"PathNegotiate":      PathNegotiate,
+		"PathNegotiateBasic": PathNegotiateBasic,
+		"PathMulti":          PathMulti,
+	}
+	env := func(string) []string { return []string{"KRB5_CONFIG=" + kdc.Config} }
+	data["TLS"] = true
+	s, err := startGSSAPIServer("apache-gssapi-tls", GSSAPILocations, files, env, gssapiLocationsConf, data)
+	if err != nil {
+		return nil, err
+	}
+	s.URL = strings.Replace(s.URL, "://127.0.0.1:", "://localhost:", 1)
+	return s, nil
+}
+
 // StartGSSAPIForTest starts a KDC and the GSSAPI Apache using it, closes
 // both when the test ends and, if the test failed, logs their logs. Missing
 // software skips the test, or fails it when InCI.
@@ -102,11 +136,13 @@ func StartGSSAPIForTest(t testing.TB) (*KDC, *Server) {
 
 // startGSSAPIServer starts an Apache with mod_auth_gssapi (and
 // mod_auth_digest, mod_headers, mod_cgid) whose locations are the template
-// locs executed with data (plus Dir). extra files (relative path ->
+// locs executed with data (plus Dir). data["TLS"] = true makes it speak
+// HTTPS with a certificate from a throw-away CA. extra files (relative path ->
 // content) are written to its dir; env(dir) is added to Apache's
 // environment.
 func startGSSAPIServer(name string, locations []Location, extra map[string]string, env func(dir string) []string,
 	locs *template.Template, data map[string]any) (*Server, error) {
+	useTLS, _ := data["TLS"].(bool) // HTTPS (mod_ssl) with a throw-away CA
 	bin, err := findBinary("TESTSERVER_APACHE2", []string{"apache2"}, "/usr/sbin/apache2")
 	if err != nil {
 		return nil, err
@@ -115,7 +151,11 @@ func startGSSAPIServer(name string, locations []Location, extra map[string]strin
 	if err != nil {
 		return nil, fmt.Errorf("%w: env: %v", ErrNotInstalled, err)
 	}
-	for _, m := range []string{"mod_mpm_event.so", "mod_cgid.so", "mod_auth_digest.so", "mod_headers.so", "mod_auth_gssapi.so"} {
+	modules := []string{"mod_mpm_event.so", "mod_cgid.so", "mod_auth_digest.so", "mod_headers.so", "mod_auth_gssapi.so"}
+	if useTLS {
+		modules = append(modules, "mod_ssl.so", "mod_socache_shmcb.so")
+	}
+	for _, m := range modules {
 		if _, err := os.Stat(filepath.Join(apacheModules, m)); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrNotInstalled, err)
 		}
@@ -166,11 +206,26 @@ func startGSSAPIServer(name string, locations []Location, extra map[string]strin
 			return nil, err
 		}
 	}
+	var pki *testPKI
+	if useTLS {
+		// The parent process reads the key before it drops privileges.
+		if pki, err = newTestPKI(); err != nil {
+			return nil, err
+		}
+		if err := os.Mkdir(filepath.Join(dir, "tls"), 0o700); err != nil {
+			return nil, err
+		}
+		for f, data := range map[string][]byte{"ca.pem": pki.CACertPEM, "cert.pem": pki.CertPEM, "key.pem": pki.KeyPEM} {
+			if err := os.WriteFile(filepath.Join(dir, "tls", f), data, 0o600); err != nil {
+				return nil, err
+			}
+		}
+	}
 	conf := filepath.Join(dir, "httpd.conf")
 	argv := []string{envBin, "KRB5RCACHEDIR=" + filepath.Join(dir, "rcache")}
 	argv = append(argv, env(dir)...)
 	argv = append(argv, bin, "-f", conf, "-DFOREGROUND")
-	s, err := start(launch{
+	l := launch{
 		name:      name,
 		dir:       dir,
 		argv:      argv,
@@ -183,6 +238,7 @@ func startGSSAPIServer(name string, locations []Location, extra map[string]strin
 				"Modules": apacheModules,
 				"Port":    port,
 				"RunAs":   as,
+				"TLS":     useTLS,
 			}
 			for k, v := range data {
 				d[k] = v
@@ -199,7 +255,14 @@ func startGSSAPIServer(name string, locations []Location, extra map[string]strin
 		addrInUse: func(log string) bool {
 			return strings.Contains(log, "Address already in use")
 		},
-	})
+	}
+	if pki != nil {
+		pool := x509.NewCertPool()
+		pool.AddCert(pki.caCert)
+		l.tls = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		l.caCertPEM = pki.CACertPEM
+	}
+	s, err := start(l)
 	if err != nil {
 		return nil, err
 	}
@@ -227,6 +290,16 @@ LoadModule headers_module {{.Modules}}/mod_headers.so
 LoadModule dir_module {{.Modules}}/mod_dir.so
 LoadModule mime_module {{.Modules}}/mod_mime.so
 LoadModule cgid_module {{.Modules}}/mod_cgid.so
+{{- if .TLS}}
+LoadModule socache_shmcb_module {{.Modules}}/mod_socache_shmcb.so
+LoadModule ssl_module {{.Modules}}/mod_ssl.so
+
+SSLEngine on
+SSLProtocol -all +TLSv1.2 +TLSv1.3
+SSLCertificateFile "{{.Dir}}/tls/cert.pem"
+SSLCertificateKeyFile "{{.Dir}}/tls/key.pem"
+SSLSessionCache "shmcb:{{.Dir}}/run/ssl_scache(512000)"
+{{- end}}
 {{with .RunAs}}
 User {{.User}}
 Group {{.Group}}

@@ -1,0 +1,396 @@
+package negotiate
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/anyauth/anyauth"
+	"github.com/jcmturner/gokrb5/v8/config"
+)
+
+// Kerberos answers Negotiate challenges (RFC 4559) with a SPNEGO token
+// carrying a Kerberos 5 AP-REQ, built with github.com/jcmturner/gokrb5/v8.
+//
+// Credentials are taken, first found first served, from:
+//  1. Keytab (with Principal), or Password (with Principal);
+//  2. the user name and password the Transport's credential provider has
+//     for the protection space (Attempt.Credentials), unless
+//     IgnoreTransportCredentials: the password that serves Basic or
+//     Digest serves Kerberos too, the name being "user", "user@REALM" or
+//     "REALM\user";
+//  3. the credential cache kinit left: CCache, else KRB5CCNAME, else
+//     default_ccache_name of krb5.conf, else /tmp/krb5cc_<uid>. FILE:
+//     caches, plain paths and DIR: collections are read; KEYRING:, KCM:
+//     and the others cannot be (gokrb5 reads only files).
+//
+// With none of them, Begin returns an error wrapping
+// anyauth.ErrNoCredentials (and ErrNoTicket or ErrTicketExpired, saying
+// where it looked and to run kinit), so the Transport answers another
+// challenge of the response, such as Basic or Digest.
+//
+// The service principal is "HTTP/<host>" of the request's URL (of the
+// proxy's URL for a 407), without the port, after canonicalization as
+// Canonicalize says; SPN overrides it. The request's Host header is
+// never changed.
+//
+// Tickets are shared by every request of the Kerberos value: one
+// ticket-granting ticket per credential source, renewed, obtained again
+// (password, keytab) or read again from the cache (when kinit replaced
+// it) shortly before it expires, and one service ticket per service
+// principal, fetched once however many requests want it at the same time.
+// Each answer carries a fresh authenticator, since servers keep replay
+// caches. No goroutine outlives a KDC exchange.
+//
+// Negotiate answers are not sent preemptively unless Preemptive lists the
+// origin. Mutual authentication is asked for and checked as Mutual says.
+//
+// A Kerberos must not be copied after first use. Its String and Format
+// never show the password.
+type Kerberos struct {
+	// Config is the path of krb5.conf. "" means the first file of
+	// KRB5_CONFIG, else /etc/krb5.conf.
+	Config string
+
+	// CCache names the credential cache: "FILE:/path", "/path",
+	// "DIR:/dir" or "DIR::/dir/tkt". "" means KRB5CCNAME, then
+	// default_ccache_name of krb5.conf, then /tmp/krb5cc_<uid>.
+	CCache string
+
+	// Keytab is the path of a keytab to log in with, as Principal (or as
+	// the keytab's first principal when Principal is "").
+	Keytab string
+
+	// Principal is the client principal for Keytab or Password: "user"
+	// (in the default realm of krb5.conf) or "user@REALM".
+	Principal string
+
+	// Password is Principal's password.
+	Password string
+
+	// IgnoreTransportCredentials stops the scheme from logging in with
+	// the user name and password of the Transport's credential provider.
+	IgnoreTransportCredentials bool
+
+	// SPN, if set, is the service principal for every challenge, such as
+	// "HTTP/www.example.com", instead of the one derived from the host.
+	SPN string
+
+	// Canonicalize says whether the host name is canonicalized (CNAME)
+	// before it goes into the service principal.
+	Canonicalize Canonicalization
+
+	// Resolver looks up canonical names; nil means net.DefaultResolver.
+	Resolver *net.Resolver
+
+	// Mutual says whether the server must prove itself with the token of
+	// its final response. The default is MutualIfPresent.
+	Mutual MutualMode
+
+	// Preemptive lists the origins ("https://intranet.example.com") whose
+	// requests carry a Negotiate answer from the start, once one request
+	// of the protection space was answered: N requests then cost N+1
+	// round trips instead of 2N. Each answer still carries a fresh
+	// authenticator. Elsewhere, and for proxies, every request is first
+	// challenged.
+	Preemptive anyauth.Origins
+
+	mu      sync.Mutex
+	configs map[string]*config.Config
+	sources map[string]*source
+	secret  []byte // keys the password sources' map entries
+	cnames  cnameCache
+
+	availAt atomic.Int64 // unix nanoseconds of the last availability check
+	avail   atomic.Bool
+}
+
+// Name returns "Negotiate".
+func (*Kerberos) Name() string { return "Negotiate" }
+
+// Traits reports that Negotiate answers are never preemptive, unless
+// Preemptive lists origins.
+func (k *Kerberos) Traits() anyauth.Traits {
+	return anyauth.Traits{NeverPreemptive: len(k.Preemptive) == 0}
+}
+
+// Strength returns anyauth.StrengthNegotiate when Kerberos credentials
+// may be available: a krb5.conf exists and a keytab or password is
+// configured, the Transport's credentials may be used, or a credential
+// cache file exists. The check reads no file and is redone at most once
+// a second. Begin may still find nothing to answer with.
+func (k *Kerberos) Strength(*anyauth.Challenge) (anyauth.Strength, bool) {
+	now := time.Now().UnixNano()
+	if last := k.availAt.Load(); last != 0 && now-last < int64(time.Second) {
+		return anyauth.StrengthNegotiate, k.avail.Load()
+	}
+	ok := k.available()
+	k.avail.Store(ok)
+	k.availAt.Store(now)
+	return anyauth.StrengthNegotiate, ok
+}
+
+func (k *Kerberos) available() bool {
+	if _, err := os.Stat(k.configPath()); err != nil {
+		return false
+	}
+	if k.Keytab != "" || k.Password != "" || !k.IgnoreTransportCredentials {
+		return true
+	}
+	loc := locateCCache(k.CCache, k.configPath())
+	if loc.err != nil {
+		return false
+	}
+	_, err := os.Stat(loc.path)
+	return err == nil
+}
+
+// configPath returns the krb5.conf to use.
+func (k *Kerberos) configPath() string {
+	if k.Config != "" {
+		return k.Config
+	}
+	if env := os.Getenv("KRB5_CONFIG"); env != "" {
+		for _, p := range strings.Split(env, ":") {
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+		}
+		return strings.Split(env, ":")[0]
+	}
+	return "/etc/krb5.conf"
+}
+
+// config loads (once per path) the Kerberos configuration.
+func (k *Kerberos) config() (*config.Config, string, error) {
+	path := k.configPath()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if c := k.configs[path]; c != nil {
+		return c, path, nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, path, fmt.Errorf("%w: %s does not exist; set KRB5_CONFIG or Kerberos.Config", ErrNoConfig, path)
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		return nil, path, fmt.Errorf("%w: %s: %w", ErrNoConfig, path, err)
+	}
+	if k.configs == nil {
+		k.configs = make(map[string]*config.Config)
+	}
+	k.configs[path] = c
+	return c, path, nil
+}
+
+// maxSources bounds the credential sources a Kerberos keeps; past it,
+// the password sources are forgotten.
+const maxSources = 64
+
+// source returns the shared credential source for a, creating it if
+// needed.
+func (k *Kerberos) source(ctx context.Context, a *anyauth.Attempt) (*source, error) {
+	explicit := k.Keytab != "" || k.Password != ""
+	cfg, cfgPath, err := k.config()
+	if err != nil {
+		if !explicit {
+			return nil, fmt.Errorf("%w: %w", anyauth.ErrNoCredentials, err)
+		}
+		return nil, err
+	}
+	var key string
+	var newSrc func() (*source, error)
+	switch {
+	case k.Keytab != "":
+		user, realm := "", ""
+		if k.Principal != "" {
+			if user, realm, err = splitPrincipal(k.Principal, cfg); err != nil {
+				return nil, err
+			}
+		}
+		key = "keytab\x00" + cfgPath + "\x00" + k.Keytab + "\x00" + user + "@" + realm
+		newSrc = func() (*source, error) { return newKeytabSource(cfg, k.Keytab, user, realm) }
+	case k.Password != "":
+		if k.Principal == "" {
+			return nil, errors.New("negotiate: Kerberos.Password needs Kerberos.Principal")
+		}
+		user, realm, err := splitPrincipal(k.Principal, cfg)
+		if err != nil {
+			return nil, err
+		}
+		key = "password\x00" + cfgPath + "\x00" + user + "@" + realm + "\x00" + k.passwordKey(k.Password)
+		newSrc = func() (*source, error) { return newPasswordSource(cfg, user, realm, k.Password), nil }
+	}
+	if key == "" && !k.IgnoreTransportCredentials && a != nil && a.Credentials != nil {
+		up, err := a.Credentials.Credentials(ctx, &a.Space)
+		switch {
+		case err == nil && up != nil && up.Username != "" && up.Password != "":
+			user, realm, err := splitPrincipal(up.Username, cfg)
+			if err != nil {
+				return nil, err
+			}
+			pw := up.Password
+			key = "password\x00" + cfgPath + "\x00" + user + "@" + realm + "\x00" + k.passwordKey(pw)
+			newSrc = func() (*source, error) { return newPasswordSource(cfg, user, realm, pw), nil }
+		case err != nil && !errors.Is(err, anyauth.ErrNoCredentials):
+			return nil, err
+		}
+	}
+	if key == "" {
+		loc := locateCCache(k.CCache, cfgPath)
+		if loc.err != nil {
+			return nil, fmt.Errorf("%w: %w: %w", anyauth.ErrNoCredentials, ErrNoTicket, loc.err)
+		}
+		key = "ccache\x00" + cfgPath + "\x00" + loc.path
+		newSrc = func() (*source, error) { return newCCacheSource(cfg, loc), nil }
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if s := k.sources[key]; s != nil {
+		return s, nil
+	}
+	s, err := newSrc()
+	if err != nil {
+		return nil, err
+	}
+	if k.sources == nil || len(k.sources) >= maxSources {
+		old := k.sources
+		k.sources = make(map[string]*source)
+		for kk, v := range old {
+			if v.kind != "password" {
+				k.sources[kk] = v
+			}
+		}
+	}
+	k.sources[key] = s
+	return s, nil
+}
+
+// passwordKey returns a keyed hash of a password, to tell password
+// sources apart without keeping the password in a map key.
+func (k *Kerberos) passwordKey(pw string) string {
+	k.mu.Lock()
+	if k.secret == nil {
+		k.secret = make([]byte, 32)
+		_, _ = rand.Read(k.secret)
+	}
+	secret := k.secret
+	k.mu.Unlock()
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(pw))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// splitPrincipal splits "user@REALM", "REALM\user" or "user" (default
+// realm of cfg) into user and realm.
+func splitPrincipal(p string, cfg *config.Config) (user, realm string, err error) {
+	switch {
+	case strings.Contains(p, "@"):
+		i := strings.LastIndex(p, "@")
+		user, realm = p[:i], p[i+1:]
+	case strings.Contains(p, `\`):
+		i := strings.Index(p, `\`)
+		user, realm = p[i+1:], strings.ToUpper(p[:i])
+	default:
+		user, realm = p, cfg.LibDefaults.DefaultRealm
+	}
+	if user == "" {
+		return "", "", fmt.Errorf("negotiate: principal %q has no user name", p)
+	}
+	if realm == "" {
+		return "", "", fmt.Errorf("%w: principal %q names no realm and krb5.conf has no default_realm", ErrNoConfig, p)
+	}
+	return user, realm, nil
+}
+
+// Begin finds the Kerberos credentials for a's protection space, makes
+// sure a ticket-granting ticket is at hand (logging in or reading the
+// credential cache), and returns the space's Session. Without
+// credentials it returns an error wrapping anyauth.ErrNoCredentials.
+func (k *Kerberos) Begin(ctx context.Context, _ *anyauth.Challenge, a *anyauth.Attempt) (anyauth.Session, error) {
+	src, err := k.source(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := src.TGT(ctx); err != nil {
+		return nil, err
+	}
+	spn, err := k.spn(ctx, src, a.Space.Host)
+	if err != nil {
+		return nil, err
+	}
+	log := a.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &session{
+		src:             src,
+		spn:             spn,
+		answerHeader:    a.Space.AnswerHeader(),
+		challengeHeader: a.Space.ChallengeHeader(),
+		preemptive:      k.Preemptive.Allows(&a.Space),
+		mutual:          k.Mutual,
+		log:             log,
+	}, nil
+}
+
+// spn returns the service principal for host.
+func (k *Kerberos) spn(ctx context.Context, src *source, host string) (string, error) {
+	if k.SPN != "" {
+		return k.SPN, nil
+	}
+	if host == "" {
+		return "", errors.New("negotiate: the request has no host to name the service principal after")
+	}
+	canon := false
+	switch k.Canonicalize {
+	case CanonicalizeFromConfig:
+		canon = src.cfg.LibDefaults.DNSCanonicalizeHostname
+	case CanonicalizeCNAME:
+		canon = true
+	}
+	if canon {
+		host = k.cnames.lookup(ctx, k.Resolver, host)
+	}
+	return hostSPN(host), nil
+}
+
+// String describes k without its password.
+func (k *Kerberos) String() string {
+	var b strings.Builder
+	b.WriteString("negotiate.Kerberos{")
+	if k.Config != "" {
+		fmt.Fprintf(&b, "Config:%q ", k.Config)
+	}
+	if k.CCache != "" {
+		fmt.Fprintf(&b, "CCache:%q ", k.CCache)
+	}
+	if k.Keytab != "" {
+		fmt.Fprintf(&b, "Keytab:%q ", k.Keytab)
+	}
+	if k.Principal != "" {
+		fmt.Fprintf(&b, "Principal:%q ", k.Principal)
+	}
+	if k.Password != "" {
+		b.WriteString("Password:REDACTED ")
+	}
+	if k.SPN != "" {
+		fmt.Fprintf(&b, "SPN:%q ", k.SPN)
+	}
+	fmt.Fprintf(&b, "Mutual:%s Preemptive:%v}", k.Mutual, []string(k.Preemptive))
+	return b.String()
+}
+
+// Format prints String whatever the verb, so the password never shows.
+func (k *Kerberos) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
