@@ -126,8 +126,8 @@ func (k *Kerberos) Traits() anyauth.Traits {
 }
 
 // Strength returns anyauth.StrengthNegotiate when Kerberos credentials
-// may be available: a krb5.conf exists and a keytab or password is
-// configured, the Transport's credentials may be used, or a credential
+// may be available: a keytab or password is configured, or a krb5.conf
+// exists and the Transport's credentials may be used or a credential
 // cache file exists. The check reads no file and is redone at most once
 // a second. Begin may still find nothing to answer with.
 func (k *Kerberos) Strength(*anyauth.Challenge) (anyauth.Strength, bool) {
@@ -142,10 +142,13 @@ func (k *Kerberos) Strength(*anyauth.Challenge) (anyauth.Strength, bool) {
 }
 
 func (k *Kerberos) available() bool {
+	if k.Keytab != "" || k.Password != "" {
+		return true // configured: errors (no krb5.conf...) must show
+	}
 	if _, err := os.Stat(k.configPath()); err != nil {
 		return false
 	}
-	if k.Keytab != "" || k.Password != "" || !k.IgnoreTransportCredentials {
+	if !k.IgnoreTransportCredentials {
 		return true
 	}
 	loc := locateCCache(k.CCache, k.configPath())

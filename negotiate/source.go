@@ -49,7 +49,14 @@ type source struct {
 	tickets map[string]*ticket // by service principal
 	calls   map[string]*call
 	skew    time.Duration // the KDC's and servers' clock minus ours, learned from KRB_AP_ERR_SKEW
+
+	refused   error     // the KDC refused the last login (ErrLogin)
+	refusedAt time.Time // when
 }
+
+// refusalTTL is how long a refused login is remembered: a wrong password
+// is not tried again at the KDC on every request (and locked out).
+const refusalTTL = 30 * time.Second
 
 // A ticket is a Kerberos ticket and its session key. It is never printed.
 type ticket struct {
@@ -219,6 +226,11 @@ func (s *source) TGT(ctx context.Context) (*ticket, error) {
 		s.mu.Unlock()
 		return t, nil
 	}
+	if s.refused != nil && now.Sub(s.refusedAt) < refusalTTL {
+		err := s.refused
+		s.mu.Unlock()
+		return nil, err
+	}
 	c := s.tgtCall
 	if c == nil {
 		c = &call{done: make(chan struct{})}
@@ -229,6 +241,9 @@ func (s *source) TGT(ctx context.Context) (*ticket, error) {
 			s.mu.Lock()
 			if err == nil {
 				s.tgt, s.ccStamp = t, stamp
+			}
+			if errors.Is(err, ErrLogin) {
+				s.refused, s.refusedAt = err, time.Now()
 			}
 			s.tgtCall = nil
 			s.mu.Unlock()

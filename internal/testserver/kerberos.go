@@ -39,17 +39,20 @@ const kdcMasterPassword = "masterpw"
 // own database, krb5.conf and kdc.conf in Dir. It listens on Addr (UDP and
 // TCP) only; its krb5.conf makes clients use TCP.
 type KDC struct {
-	Realm     string        // KerberosRealm
-	Dir       string        // temp dir: configs, database, keytab, log
-	Config    string        // krb5.conf path, for KRB5_CONFIG
-	Profile   string        // kdc.conf path, for KRB5_KDC_PROFILE
-	Addr      string        // "127.0.0.1:PORT"
-	User      string        // KerberosUser ("alice")
-	Principal string        // KerberosPrincipal ("alice@ANYAUTH.TEST")
-	Password  string        // the user's password (Password)
-	Keytab    string        // keytab with KerberosSPN and KerberosSPNAddr
-	SPNs      []string      // service principals in Keytab, without realm
-	Startup   time.Duration // from exec of krb5kdc until it was serving
+	Realm     string // KerberosRealm
+	Dir       string // temp dir: configs, database, keytab, log
+	Config    string // krb5.conf path, for KRB5_CONFIG
+	Profile   string // kdc.conf path, for KRB5_KDC_PROFILE
+	Addr      string // "127.0.0.1:PORT"
+	User      string // KerberosUser ("alice")
+	Principal string // KerberosPrincipal ("alice@ANYAUTH.TEST")
+	Password  string // the user's password (Password)
+	Keytab    string // keytab with KerberosSPN and KerberosSPNAddr
+	// UserKeytab holds the user's keys (Principal, derived from
+	// Password), for clients that log in with a keytab.
+	UserKeytab string
+	SPNs       []string      // service principals in Keytab, without realm
+	Startup    time.Duration // from exec of krb5kdc until it was serving
 
 	kinit     string
 	logFile   string // krb5kdc's log (also kdb5_util's and kadmin.local's)
@@ -99,18 +102,19 @@ func StartKDC() (*KDC, error) {
 		return nil, err
 	}
 	k := &KDC{
-		Realm:     KerberosRealm,
-		Dir:       dir,
-		Config:    filepath.Join(dir, "krb5.conf"),
-		Profile:   filepath.Join(dir, "kdc.conf"),
-		User:      KerberosUser,
-		Principal: KerberosPrincipal,
-		Password:  Password,
-		Keytab:    filepath.Join(dir, "http.keytab"),
-		SPNs:      []string{KerberosSPN, KerberosSPNAddr},
-		kinit:     bins[3],
-		logFile:   filepath.Join(dir, "kdc.log"),
-		exited:    make(chan struct{}),
+		Realm:      KerberosRealm,
+		Dir:        dir,
+		Config:     filepath.Join(dir, "krb5.conf"),
+		Profile:    filepath.Join(dir, "kdc.conf"),
+		User:       KerberosUser,
+		Principal:  KerberosPrincipal,
+		Password:   Password,
+		Keytab:     filepath.Join(dir, "http.keytab"),
+		UserKeytab: filepath.Join(dir, "user.keytab"),
+		SPNs:       []string{KerberosSPN, KerberosSPNAddr},
+		kinit:      bins[3],
+		logFile:    filepath.Join(dir, "kdc.log"),
+		exited:     make(chan struct{}),
 	}
 	ok := false
 	defer func() {
@@ -133,6 +137,7 @@ func StartKDC() (*KDC, error) {
 		"addprinc -randkey " + KerberosSPN,
 		"addprinc -randkey " + KerberosSPNAddr,
 		fmt.Sprintf("ktadd -k %s %s %s", k.Keytab, KerberosSPN, KerberosSPNAddr),
+		fmt.Sprintf("ktadd -norandkey -k %s %s", k.UserKeytab, k.Principal),
 	} {
 		out, err := k.run(kadmin, nil, "-r", k.Realm, "-q", q)
 		if err == nil && (strings.Contains(out, " while ") || strings.Contains(out, "usage:")) {
@@ -144,6 +149,9 @@ func StartKDC() (*KDC, error) {
 	}
 	if err := os.Chmod(k.Keytab, 0o644); err != nil {
 		return nil, fmt.Errorf("testserver: keytab: %w", err)
+	}
+	if err := os.Chmod(k.UserKeytab, 0o600); err != nil {
+		return nil, fmt.Errorf("testserver: user keytab: %w", err)
 	}
 
 	var lastErr error
