@@ -95,7 +95,10 @@ type Kerberos struct {
 	Resolver *net.Resolver
 
 	// Mutual says whether the server must prove itself with the token of
-	// its final response. The default is MutualIfPresent.
+	// its final response. The default is MutualIfPresent. For proxies,
+	// MutualRequired is taken as MutualIfPresent: Squid's
+	// negotiate_kerberos_auth sends no token with the answers it lets
+	// through.
 	Mutual MutualMode
 
 	// Preemptive lists the origins ("https://intranet.example.com") whose
@@ -337,13 +340,17 @@ func (k *Kerberos) Begin(ctx context.Context, _ *anyauth.Challenge, a *anyauth.A
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	mutual := k.Mutual
+	if a.Space.Proxy && mutual == MutualRequired {
+		mutual = MutualIfPresent // Squid sends no token: see Kerberos.Mutual
+	}
 	return &session{
 		src:             src,
 		spn:             spn,
 		answerHeader:    a.Space.AnswerHeader(),
 		challengeHeader: a.Space.ChallengeHeader(),
 		preemptive:      k.Preemptive.Allows(&a.Space),
-		mutual:          k.Mutual,
+		mutual:          mutual,
 		log:             log,
 	}, nil
 }

@@ -1,0 +1,78 @@
+package negotiate_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/anyauth/anyauth"
+	"github.com/anyauth/anyauth/internal/testserver"
+	"github.com/anyauth/anyauth/negotiate"
+)
+
+// addrURL rewrites http(s)://localhost:PORT to 127.0.0.1, the only host
+// Squid forwards to.
+func addrURL(u string) string { return strings.Replace(u, "://localhost:", "://127.0.0.1:", 1) }
+
+// TestSquidHTTP: an http target through Squid's Negotiate port
+// (negotiate_kerberos_auth, SPN HTTP/127.0.0.1), the origin asking for
+// Negotiate too: one Kerberos scheme answers both, each with its own
+// service principal.
+func TestSquidHTTP(t *testing.T) {
+	kdc, sq := squid(t)
+	_, srv := gssapi(t)
+	proxy, _ := url.Parse(sq.NegotiateURL)
+	k := &negotiate.Kerberos{Config: kdc.Config, Keytab: kdc.UserKeytab}
+	tr := &anyauth.Transport{Base: &http.Transport{Proxy: http.ProxyURL(proxy)}, Schemes: []anyauth.Scheme{k}}
+	target := addrURL(whoami(srv, testserver.PathNegotiate))
+	for i := 0; i < 3; i++ {
+		resp, body, err := get(t, tr, target)
+		wantUser(t, resp, body, err, kdc.Principal, "Negotiate")
+	}
+	hits := sq.Hits()
+	var users []string
+	for _, h := range hits {
+		if h.Port == testserver.SquidNegotiate && h.Status == 200 {
+			users = append(users, h.User)
+		}
+	}
+	if len(users) != 3 || users[0] != kdc.Principal {
+		t.Fatalf("Squid saw authenticated requests %q; log:\n%s", users, sq.AccessLog())
+	}
+	total, denied := sq.Count(testserver.SquidNegotiate, http.MethodGet)
+	t.Logf("3 GETs through the Negotiate proxy: %d proxy hits, %d answered 407", total, denied)
+}
+
+// TestSquidConnect: an https target through CONNECT, Squid asking for
+// Negotiate on the CONNECT and the origin on the request inside the
+// tunnel.
+func TestSquidConnect(t *testing.T) {
+	kdc, sq := squid(t)
+	_, srv := gssapiTLS(t)
+	proxy, _ := url.Parse(sq.NegotiateURL)
+	k := &negotiate.Kerberos{Config: kdc.Config, Keytab: kdc.UserKeytab, Mutual: negotiate.MutualRequired}
+	base := &http.Transport{Proxy: http.ProxyURL(proxy), TLSClientConfig: srv.TLSConfig()}
+	tr := &anyauth.Transport{Base: base, Schemes: []anyauth.Scheme{k}}
+	target := addrURL(whoami(srv, testserver.PathNegotiate))
+	resp, body, err := get(t, tr, target)
+	wantUser(t, resp, body, err, kdc.Principal, "Negotiate")
+	base.CloseIdleConnections()
+	tr.CloseIdleConnections()
+	var connects []testserver.ProxyHit
+	for _, h := range sq.Hits() {
+		if h.Method == http.MethodConnect {
+			connects = append(connects, h)
+		}
+	}
+	ok := false
+	for _, h := range connects {
+		if h.Status == 200 && h.User == kdc.Principal {
+			ok = true
+		}
+	}
+	if !ok {
+		t.Fatalf("no authenticated CONNECT in Squid's log:\n%s", sq.AccessLog())
+	}
+	t.Logf("CONNECTs: %+v", connects)
+}
