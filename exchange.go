@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -20,7 +21,9 @@ type side struct {
 
 	entry     *cacheEntry // the space being answered, nil for none
 	leg       Leg         // this request's leg of entry's session, nil until started
+	applied   int         // round trips that carried leg
 	fromCache bool        // entry came from the cache (preemptive)
+	bound     *cacheEntry // a known connection-bound space of the request, whose connections it may reuse
 	floor     Strength    // no answer weaker than a rejected one
 	answered  []string    // scheme+realm keys answered on this request
 	memo      *requestCredentials
@@ -68,14 +71,25 @@ type exchange struct {
 	sent     int   // round trips made
 	legs     []Leg // every leg started, to End when the request is over
 	legsBuf  [2]Leg
+
+	tunnel     bool       // a CONNECT on a connection of its own (tunnel.go)
+	conn       *boundConn // the owned connection of a connection-bound handshake, nil while requests go through Base
+	connPooled bool       // conn came from the pool of authenticated connections
+	connUsed   bool       // a request was sent on conn
+	restarts   int        // handshakes restarted because their connection closed
 }
 
-// end tells every leg started on this request that it is over.
+// end tells every leg started on this request that it is over, and closes
+// an owned connection that no response took over.
 func (x *exchange) end() {
 	for _, l := range x.legs {
 		if e, ok := l.(EndingLeg); ok {
 			e.End()
 		}
+	}
+	if x.conn != nil {
+		x.conn.cc.Close()
+		x.conn = nil
 	}
 }
 
@@ -90,18 +104,36 @@ func (x *exchange) debug(msg string, attrs ...slog.Attr) {
 func (x *exchange) run() (*http.Response, error) {
 	x.usePreemptive(&x.origin, x.req.URL)
 	x.usePreemptive(&x.proxy, x.proxyURL)
+	if err := x.reuseBound(); err != nil {
+		return nil, err
+	}
 	answers := 0
 	for {
 		if err := ctxErr(x.ctx()); err != nil {
 			return nil, err
+		}
+		if x.conn == nil && x.needsConn() {
+			if err := x.openConn(); err != nil {
+				return nil, err
+			}
 		}
 		out, err := x.build()
 		if err != nil {
 			return nil, err
 		}
 		x.sent++
-		resp, err := x.t.route().rt.RoundTrip(out)
+		resp, err := x.send(out)
 		if err != nil {
+			if x.retryOnBase(err) {
+				continue
+			}
+			if x.conn != nil && ctxErr(x.ctx()) == nil && x.body.canReplay() {
+				// The server closed the connection between two legs.
+				if err := x.connLost(); err != nil {
+					return nil, err
+				}
+				continue
+			}
 			return nil, err
 		}
 		if x.log.Enabled(x.ctx(), slog.LevelDebug) {
@@ -127,13 +159,16 @@ func (x *exchange) run() (*http.Response, error) {
 		default:
 			return x.finish(resp)
 		}
+		if x.conn != nil {
+			x.t.bound.unkey(x.conn) // challenged: no longer known to be authenticated
+		}
 		x.saveCookies(resp)
 		if s.disabled {
-			return resp, nil
+			return x.handOver(resp), nil
 		}
 		if answers >= x.t.maxAnswers() {
 			x.debug("anyauth: giving up, answer budget spent", slog.Int("answers", answers))
-			return resp, nil
+			return x.handOver(resp), nil
 		}
 		ok, err := x.answer(s, out, resp)
 		if err != nil {
@@ -141,12 +176,22 @@ func (x *exchange) run() (*http.Response, error) {
 			return nil, err
 		}
 		if !ok {
-			return resp, nil
+			return x.handOver(resp), nil
 		}
 		answers++
 		if !x.body.canReplay() {
 			drainAndClose(resp)
 			return nil, &BodyNotReplayableError{Method: x.req.Method, URL: safeURL(x.req.URL), Status: resp.StatusCode, Limit: x.t.maxBodyBuffer()}
+		}
+		if x.conn != nil {
+			// The next leg must ride this connection: read the whole
+			// body, however long, so that it can.
+			if !drainAll(resp) {
+				if err := x.connLost(); err != nil {
+					return nil, err
+				}
+			}
+			continue
 		}
 		if s.proxy && x.mayCarryLargeBody() {
 			// Squid stops answering when a body of 64 KiB or more is
@@ -180,6 +225,14 @@ func (x *exchange) usePreemptive(s *side, u *url.URL) {
 	o := originOf(u)
 	key := cacheKey{s.proxy, o.URLScheme, o.Host, o.Port}
 	if e := x.t.cache.lookup(key, x.req.URL); e != nil {
+		if e.traits.ConnectionBound {
+			// Nothing is sent before a challenge; the request may
+			// ride a connection that was authenticated in the space.
+			if !x.tunnel {
+				s.bound = e
+			}
+			return
+		}
 		s.entry, s.fromCache = e, true
 	}
 }
@@ -233,14 +286,22 @@ func (x *exchange) build() (*http.Request, error) {
 	if x.sent > 0 && x.t.Jar != nil && x.req.Method != http.MethodConnect {
 		setCookies(out, x.req, x.t.Jar.Cookies(x.req.URL))
 	}
-	if x.t.ExpectContinue && x.body.streaming() && out.Header.Get("Expect") == "" {
-		out.Header.Set("Expect", "100-continue")
+	var body io.ReadCloser
+	if x.probing() {
+		// A handshake leg that cannot be accepted goes without the body.
+		out.Body, out.GetBody, out.ContentLength = http.NoBody, nil, 0
+		out.Header.Del("Expect")
+	} else {
+		if x.t.ExpectContinue && x.body.streaming() && out.Header.Get("Expect") == "" {
+			out.Header.Set("Expect", "100-continue")
+		}
+		b, getBody, err := x.body.next(x.ctx())
+		if err != nil {
+			return nil, err
+		}
+		body = b
+		out.Body, out.GetBody = body, getBody
 	}
-	body, getBody, err := x.body.next(x.ctx())
-	if err != nil {
-		return nil, err
-	}
-	out.Body, out.GetBody = body, getBody
 	for _, s := range []*side{&x.origin, &x.proxy} {
 		if s.leg == nil {
 			continue
@@ -251,8 +312,23 @@ func (x *exchange) build() (*http.Request, error) {
 			}
 			return nil, &AuthError{Space: s.entry.space, Err: err}
 		}
+		s.applied++
 	}
 	return out, nil
+}
+
+// probing reports whether the next round trip only moves a handshake on
+// (see ProbingLeg), so that it goes without the request's body.
+func (x *exchange) probing() bool {
+	if x.req.Body == nil || x.req.Body == http.NoBody {
+		return false
+	}
+	for _, s := range []*side{&x.origin, &x.proxy} {
+		if p, ok := s.leg.(ProbingLeg); ok && p.Probing() {
+			return true
+		}
+	}
+	return false
 }
 
 // largeProxyBody is the body size from which a request through a proxy
@@ -303,7 +379,10 @@ func (x *exchange) finish(resp *http.Response) (*http.Response, error) {
 			return nil, err
 		}
 	}
-	return resp, nil
+	if x.conn != nil {
+		x.keyConn()
+	}
+	return x.handOver(resp), nil
 }
 
 // accepted tells a side's leg that its answer got through, and caches its
@@ -322,7 +401,7 @@ func (x *exchange) accepted(s *side, resp *http.Response) error {
 // remember caches a side's fresh answer once it was accepted, unless its
 // scheme is never preemptive.
 func (x *exchange) remember(s *side) {
-	if s.entry == nil || s.fromCache || s.entry.traits.NeverPreemptive {
+	if s.entry == nil || s.fromCache || (s.entry.traits.NeverPreemptive && !s.entry.traits.ConnectionBound) {
 		return
 	}
 	x.t.cache.put(s.entry)
@@ -413,7 +492,7 @@ func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool
 			continue
 		}
 		s.entry = &cacheEntry{space: space, prefixes: prefixes, session: session, strength: c.Strength, traits: c.Scheme.Traits()}
-		s.leg = leg
+		s.leg, s.applied = leg, 0
 		x.addLeg(leg)
 		s.answered = append(s.answered, answeredKey(space.AuthScheme, space.Realm))
 		x.debug("anyauth: chosen", slog.String("scheme", c.Scheme.Name()), slog.Int("strength", int(c.Strength)), slog.String("space", space.String()),
@@ -442,30 +521,38 @@ func (x *exchange) candidates(s *side, challenges []Challenge) []Candidate {
 	var out []Candidate
 	for i := range challenges {
 		c := &challenges[i]
-		sc := x.t.schemeFor(c.Scheme)
-		if sc == nil {
-			continue
+		for _, sc := range x.t.Schemes {
+			if !strings.EqualFold(sc.Name(), c.Scheme) {
+				continue
+			}
+			if cand, ok := x.candidate(s, c, sc); ok {
+				out = append(out, cand)
+			}
 		}
-		if sc.Traits().ConnectionBound {
-			x.debug("anyauth: skipped", slog.String("scheme", c.Scheme), slog.String("why", "connection-bound schemes are not carried over this Base"))
-			continue
-		}
-		st, ok := sc.Strength(c)
-		if !ok {
-			x.debug("anyauth: skipped", slog.String("scheme", c.Scheme), slog.String("why", "scheme cannot answer this challenge"))
-			continue
-		}
-		if st < s.floor {
-			x.debug("anyauth: skipped", slog.String("scheme", c.Scheme), slog.String("why", "weaker than an answer already rejected (no downgrade)"))
-			continue
-		}
-		if s.wasAnswered(answeredKey(sc.Name(), c.Realm())) {
-			x.debug("anyauth: skipped", slog.String("scheme", c.Scheme), slog.String("why", "already answered on this request"))
-			continue
-		}
-		out = append(out, Candidate{Challenge: c, Scheme: sc, Strength: st})
 	}
 	return out
+}
+
+// candidate checks whether sc may answer c on this request.
+func (x *exchange) candidate(s *side, c *Challenge, sc Scheme) (Candidate, bool) {
+	skip := func(why string) (Candidate, bool) {
+		x.debug("anyauth: skipped", slog.String("scheme", c.Scheme), slog.String("why", why))
+		return Candidate{}, false
+	}
+	if sc.Traits().ConnectionBound && !x.tunnel && x.t.route().owner == nil {
+		return skip("connection-bound schemes need Base to be an *http.Transport")
+	}
+	st, ok := sc.Strength(c)
+	if !ok {
+		return skip("scheme cannot answer this challenge")
+	}
+	if st < s.floor {
+		return skip("weaker than an answer already rejected (no downgrade)")
+	}
+	if s.wasAnswered(answeredKey(sc.Name(), c.Realm())) {
+		return skip("already answered on this request")
+	}
+	return Candidate{Challenge: c, Scheme: sc, Strength: st}, true
 }
 
 // spaceFor returns the protection space of candidate c and the path

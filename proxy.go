@@ -39,6 +39,10 @@ type route struct {
 	// dialTLS is Base's own DialTLSContext, used for https targets
 	// reached without a proxy.
 	dialTLS func(ctx context.Context, network, addr string) (net.Conn, error)
+	// owner makes the HTTP/1.1 connections that connection-bound schemes
+	// authenticate (NewClientConn); nil when Base is not an
+	// *http.Transport.
+	owner *http.Transport
 }
 
 // routeOnce and the route it built.
@@ -63,8 +67,11 @@ func (t *Transport) buildRoute() route {
 	if proxy == nil && isHTTP {
 		proxy = ht.Proxy
 	}
-	if !isHTTP || proxy == nil {
+	if !isHTTP {
 		return route{rt: base, proxy: proxy}
+	}
+	if proxy == nil {
+		return route{rt: base, owner: http1Only(ht)}
 	}
 	clone := ht.Clone()
 	r := route{rt: clone, proxy: proxy, clone: clone, dialTLS: ht.DialTLSContext}
@@ -86,7 +93,24 @@ func (t *Transport) buildRoute() route {
 		return withoutUserinfo(u), nil
 	}
 	clone.DialTLSContext = t.dialTLS
+	r.owner = http1Only(clone)
+	r.owner.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return t.dialTLSWith(ctx, network, addr, true)
+	}
 	return r
+}
+
+// http1Only returns a clone of ht that speaks HTTP/1.1 only, for the
+// connections of connection-bound schemes: NTLM does not survive HTTP/2.
+func http1Only(ht *http.Transport) *http.Transport {
+	o := ht.Clone()
+	o.Protocols = new(http.Protocols)
+	o.Protocols.SetHTTP1(true)
+	o.ForceAttemptHTTP2 = false
+	if o.TLSClientConfig != nil {
+		o.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	}
+	return o
 }
 
 // proxyFor returns the proxy of a request to target, nil when it goes
@@ -146,6 +170,11 @@ func (t *Transport) proxyCredentials(u *url.URL) CredentialProvider {
 // dialTLS is the owned clone's DialTLSContext: a TLS connection to addr,
 // directly or through a CONNECT tunnel of the proxy Base would use.
 func (t *Transport) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	return t.dialTLSWith(ctx, network, addr, false)
+}
+
+// dialTLSWith is dialTLS; http1 offers only HTTP/1.1 in the TLS handshake.
+func (t *Transport) dialTLSWith(ctx context.Context, network, addr string, http1 bool) (net.Conn, error) {
 	r := t.route()
 	proxy, err := r.proxyFor("https", addr)
 	if err != nil {
@@ -163,15 +192,18 @@ func (t *Transport) dialTLS(ctx context.Context, network, addr string) (net.Conn
 	if err != nil {
 		return nil, err
 	}
-	return r.handshake(ctx, conn, addr)
+	return r.handshake(ctx, conn, addr, http1)
 }
 
 // handshake runs TLS as the client of addr over conn, with Base's TLS
-// settings and handshake timeout.
-func (r *route) handshake(ctx context.Context, conn net.Conn, addr string) (net.Conn, error) {
+// settings and handshake timeout; http1 offers only HTTP/1.1.
+func (r *route) handshake(ctx context.Context, conn net.Conn, addr string, http1 bool) (net.Conn, error) {
 	cfg := r.clone.TLSClientConfig.Clone()
 	if cfg == nil {
 		cfg = &tls.Config{}
+	}
+	if http1 {
+		cfg.NextProtos = []string{"http/1.1"}
 	}
 	if cfg.ServerName == "" {
 		host, _, err := net.SplitHostPort(addr)

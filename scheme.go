@@ -83,9 +83,14 @@ type Traits struct {
 
 	// ConnectionBound means the handshake authenticates the connection
 	// rather than the request (NTLM): every leg must ride one connection,
-	// and that connection must serve no other identity. The Transport
-	// does not carry such schemes over an arbitrary Base yet: it skips
-	// their challenges, saying so in its Debug log.
+	// and that connection must serve no other identity. The Transport runs
+	// such a handshake on an HTTP/1.1 connection it owns (made with
+	// (*http.Transport).NewClientConn, so Base must be an *http.Transport;
+	// over another Base their challenges are skipped, saying so in the
+	// Debug log), drains every 401 or 407 body on it, and afterwards keeps
+	// the authenticated connection for later requests in the same
+	// protection space with the same credentials, and for no other. Inside
+	// a CONNECT, the tunnel's own connection carries the legs.
 	ConnectionBound bool
 }
 
@@ -179,6 +184,17 @@ type Leg interface {
 type EndingLeg interface {
 	Leg
 	End()
+}
+
+// A ProbingLeg is a Leg whose next round trip can only move the
+// handshake on and never be accepted: NTLM's negotiate message is one.
+// When Probing reports true, the Transport sends that round trip without
+// the request's body (Content-Length: 0), so that a body goes only with
+// the leg that can be accepted, as curl does. That also spares servers
+// and proxies that stall on a large body sent with a handshake leg.
+type ProbingLeg interface {
+	Leg
+	Probing() bool
 }
 
 // A Scoper is implemented by schemes whose challenges say which paths

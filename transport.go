@@ -48,7 +48,9 @@ type Transport struct {
 	Base http.RoundTripper
 
 	// Schemes are the schemes the Transport answers with, matched to
-	// challenges by name. Order does not matter: Selector ranks.
+	// challenges by name. Several may answer one name (Kerberos and NTLM
+	// both answer Negotiate): each is a candidate, with its own Strength.
+	// Order does not matter: Selector ranks.
 	Schemes []Scheme
 
 	// Credentials supplies user names and passwords for origin servers
@@ -132,6 +134,7 @@ type Transport struct {
 	cache   spaceCache
 	routing routeState
 	store   Store
+	bound   boundPool
 }
 
 var discardLogger = slog.New(slog.DiscardHandler)
@@ -171,14 +174,15 @@ func (t *Transport) maxBodyBuffer() int64 {
 	return DefaultMaxBodyBuffer
 }
 
-// schemeFor returns the configured scheme named name, or nil.
-func (t *Transport) schemeFor(name string) Scheme {
+// hasScheme reports whether a configured scheme answers the auth-scheme
+// name.
+func (t *Transport) hasScheme(name string) bool {
 	for _, s := range t.Schemes {
 		if strings.EqualFold(s.Name(), name) {
-			return s
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
 // cleartextRefused reports whether answering with sc in space would send
@@ -264,19 +268,23 @@ func drainAndClose(resp *http.Response) {
 	resp.Body.Close()
 }
 
-// Forget drops every cached protection space, and what the schemes keep
-// in the Transport's Store, so the next request in each space is
+// Forget drops every cached protection space, what the schemes keep in
+// the Transport's Store, and the idle connections that a connection-bound
+// scheme (NTLM) authenticated, so the next request in each space is
 // challenged again.
 func (t *Transport) Forget() {
 	t.cache.mu.Lock()
 	t.cache.entries = nil
 	t.cache.mu.Unlock()
 	t.store.reset()
+	t.bound.closeIdle()
 }
 
-// CloseIdleConnections closes the idle connections of Base, and of the
-// clone of Base the Transport sends through when it owns proxy tunnels.
+// CloseIdleConnections closes the idle connections of Base, of the clone
+// of Base the Transport sends through when it owns proxy tunnels, and the
+// idle connections authenticated by a connection-bound scheme.
 func (t *Transport) CloseIdleConnections() {
+	t.bound.closeIdle()
 	if c, ok := t.base().(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}

@@ -46,6 +46,7 @@ func (t *Transport) connect(ctx context.Context, proxyURL *url.URL, target strin
 		body:     noBody{},
 		log:      t.logger(),
 		proxyURL: proxyURL,
+		tunnel:   true,
 		origin:   side{challengeHeader: "Www-Authenticate", disabled: true},
 		proxy: side{
 			proxy:           true,
@@ -124,10 +125,14 @@ func (t *Transport) connect(ctx context.Context, proxyURL *url.URL, target strin
 			return nil, connectError(proxyURL, target, resp)
 		}
 		answers++
-		if !tc.drain(resp) {
+		bound := x.proxy.entry != nil && x.proxy.entry.traits.ConnectionBound
+		if !tc.drain(resp, bound) {
 			x.debug("anyauth: the proxy closes the connection; the next CONNECT goes on a new one", slog.String("proxy", safeURL(proxyURL)))
 			tc.release()
 			tc = nil
+			if err := x.restartBoundLegs(); err != nil {
+				return nil, err
+			}
 		}
 	}
 }
@@ -205,8 +210,12 @@ func (c *tunnelConn) roundTrip(req *http.Request) (*http.Response, error) {
 
 // drain reads a 407's body so the connection can carry the next leg. It
 // reports false when the connection cannot be used again: the proxy
-// closes it, or the body is longer than the Transport drains.
-func (c *tunnelConn) drain(resp *http.Response) bool {
+// closes it, or the body is longer than the Transport drains. all reads
+// the body whatever its length, for a connection-bound handshake.
+func (c *tunnelConn) drain(resp *http.Response, all bool) bool {
+	if all {
+		return drainAll(resp)
+	}
 	_, err := io.CopyN(io.Discard, resp.Body, maxDrain+1)
 	resp.Body.Close()
 	return !resp.Close && err == io.EOF

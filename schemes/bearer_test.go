@@ -211,8 +211,11 @@ func TestBearerConcurrentRefreshIsSingleFlight(t *testing.T) {
 		if f := as.fetches.Load(); f != int64(1+round) {
 			t.Fatalf("expiry %d: %d token fetches in all, want %d (one per expiry)", round, f, 1+round)
 		}
-		if trips := rs.roundTrips() - before; trips != 2*n {
-			t.Fatalf("expiry %d: %d round trips for %d requests, want %d (refused once each)", round, trips, n, 2*n)
+		// Each request is refused at most once. One that starts after
+		// the new token arrived carries it at once, so fewer than 2n
+		// is fine on a busy machine.
+		if trips := rs.roundTrips() - before; trips <= n || trips > 2*n {
+			t.Fatalf("expiry %d: %d round trips for %d requests, want %d..%d (refused at most once each)", round, trips, n, n+1, 2*n)
 		}
 	}
 }

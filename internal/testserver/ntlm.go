@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"text/template"
 )
@@ -20,7 +21,28 @@ const (
 	// carrying raw NTLMSSP messages, on one keep-alive connection.
 	// REMOTE_USER is User (without domain).
 	PathNTLM = "/ntlm/"
+	// PathNTLMBig is PathNTLM whose 401 responses carry a body of
+	// NTLMBig401Size bytes (ErrorDocument), on the same keep-alive
+	// connection.
+	PathNTLMBig = "/ntlm-big/"
+	// NTLMBig401Size is the size of PathNTLMBig's 401 body.
+	NTLMBig401Size = 200 << 10
+	// NTLMSecondUser is a second account of the NTLM server, in
+	// NTLMDomain, with password NTLMSecondPassword.
+	NTLMSecondUser     = "bob"
+	NTLMSecondPassword = "bob's battery staple"
 )
+
+// ntlmWhoami replaces the whoami CGI in the NTLM locations: it prints
+// REMOTE_USER and, for a request with a body, a line
+// "body <length> <sha256 hex>".
+const ntlmWhoami = `#!/bin/sh
+printf 'Content-Type: text/plain\r\nX-Auth-Type: %s\r\nX-Gss-Mech: %s\r\n\r\n%s\n' "$AUTH_TYPE" "$GSS_MECH" "$REMOTE_USER"
+if [ -n "$CONTENT_LENGTH" ] && [ "$CONTENT_LENGTH" -gt 0 ]; then
+	sum=$(head -c "$CONTENT_LENGTH" | sha256sum | cut -d' ' -f1)
+	printf 'body %s %s\n' "$CONTENT_LENGTH" "$sum"
+fi
+`
 
 // gssNTLMSSPPaths are where Debian and Fedora put the gss-ntlmssp mechanism.
 var gssNTLMSSPPaths = []string{
@@ -32,7 +54,8 @@ var gssNTLMSSPPaths = []string{
 
 // NTLMLocations are the protected locations of the NTLM Apache.
 var NTLMLocations = []Location{
-	{PathNTLM, "", `NTLM and Negotiate (NTLMSSP) via mod_auth_gssapi and gss-ntlmssp, connection-bound (a request without Authorization on an authenticated connection is let in); REMOTE_USER alice`},
+	{PathNTLM, "", `NTLM and Negotiate (NTLMSSP) via mod_auth_gssapi and gss-ntlmssp, connection-bound (a request without Authorization on an authenticated connection is let in); REMOTE_USER alice or bob`},
+	{PathNTLMBig, "", `PathNTLM with a 200 KiB body on every 401`},
 }
 
 // StartNTLMApache starts Debian's Apache httpd with mod_auth_gssapi and the
@@ -61,8 +84,11 @@ func StartNTLMApache() (*Server, error) {
 		return nil, fmt.Errorf("%w: gss-ntlmssp not found in %v", ErrNotInstalled, gssNTLMSSPPaths)
 	}
 	files := map[string]string{
-		"gss/mech":   fmt.Sprintf("gssntlmssp_v1 1.3.6.1.4.1.311.2.2.10 %s\n", mech),
-		"ntlm-users": fmt.Sprintf("%s:%s:%s\n", NTLMDomain, User, Password),
+		"gss/mech":                          fmt.Sprintf("gssntlmssp_v1 1.3.6.1.4.1.311.2.2.10 %s\n", mech),
+		"ntlm-users":                        fmt.Sprintf("%s:%s:%s\n%s:%s:%s\n", NTLMDomain, User, Password, NTLMDomain, NTLMSecondUser, NTLMSecondPassword),
+		"htdocs/big401.txt":                 big401(),
+		"htdocs" + PathNTLM + WhoamiPath:    ntlmWhoami,
+		"htdocs" + PathNTLMBig + WhoamiPath: ntlmWhoami,
 	}
 	env := func(dir string) []string {
 		return []string{
@@ -73,8 +99,15 @@ func StartNTLMApache() (*Server, error) {
 		}
 	}
 	return startGSSAPIServer("apache-ntlm", NTLMLocations, files, env, ntlmLocationsConf, map[string]any{
-		"PathNTLM": PathNTLM,
+		"PathNTLM":    PathNTLM,
+		"PathNTLMBig": PathNTLMBig,
 	})
+}
+
+// big401 is the body of PathNTLMBig's 401 responses.
+func big401() string {
+	const line = "401 body padding, read to the end on a connection-bound handshake\n"
+	return strings.Repeat(line, NTLMBig401Size/len(line)+1)[:NTLMBig401Size]
 }
 
 // StartNTLMForTest is StartForTest(t, StartNTLMApache).
@@ -83,8 +116,14 @@ func StartNTLMForTest(t testing.TB) *Server {
 	return StartForTest(t, StartNTLMApache)
 }
 
+// ntlmLocationsConf also keeps the worker processes up: by default the
+// event MPM stops surplus children, and closes their kept-alive
+// connections, which an NTLM client must then authenticate again.
 var ntlmLocationsConf = template.Must(template.New("ntlm-locations").Parse(`
-<Location "{{.PathNTLM}}">
+StartServers 4
+MinSpareThreads 25
+MaxSpareThreads 100
+{{define "ntlm"}}
     AuthType GSSAPI
     AuthName "anyauth ntlm"
     GssapiAllowedMech ntlmssp
@@ -95,5 +134,12 @@ var ntlmLocationsConf = template.Must(template.New("ntlm-locations").Parse(`
     GssapiLocalName Off
     GssapiPublishMech On
     Require valid-user
+{{end}}
+<Location "{{.PathNTLM}}">
+{{template "ntlm"}}
+</Location>
+<Location "{{.PathNTLMBig}}">
+{{template "ntlm"}}
+    ErrorDocument 401 /big401.txt
 </Location>
 `))

@@ -1,0 +1,182 @@
+package anyauth
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// This file is the part of a request's exchange that rides a connection
+// the Transport owns, for connection-bound schemes (see bound.go).
+
+// needsConn reports whether a side is answering with a connection-bound
+// scheme, whose legs must ride a connection of their own.
+func (x *exchange) needsConn() bool {
+	if x.tunnel {
+		return false // a CONNECT is on its own connection already
+	}
+	for _, s := range []*side{&x.origin, &x.proxy} {
+		if s.entry != nil && s.entry.traits.ConnectionBound {
+			return true
+		}
+	}
+	return false
+}
+
+// openConn opens the connection the handshake will ride.
+func (x *exchange) openConn() error {
+	owner := x.t.route().owner
+	c, err := x.t.bound.open(x.ctx(), owner, x.req.URL.Scheme, x.req.URL.Host)
+	if err != nil {
+		return err
+	}
+	x.conn, x.connPooled, x.connUsed = c, false, false
+	x.debug("anyauth: connection opened for a connection-bound handshake", slog.String("url", safeURL(x.req.URL)))
+	return nil
+}
+
+// reuseBound takes an idle connection that was authenticated in a
+// connection-bound space of the request, for the same identity. When
+// there is none, a request to an origin known to bind its authentication
+// to connections goes on a new connection of its own, so that its
+// challenge and the handshake share it.
+func (x *exchange) reuseBound() error {
+	for _, s := range []*side{&x.origin, &x.proxy} {
+		if s.bound == nil || x.t.route().owner == nil {
+			continue
+		}
+		key := boundKey{space: s.bound.space, identity: x.identity(s, &s.bound.space, true)}
+		if c := x.t.bound.take(key, x.idleAfter()); c != nil {
+			x.conn, x.connPooled, x.connUsed = c, true, false
+			x.debug("anyauth: reusing a connection authenticated in the space", slog.String("space", s.bound.space.String()))
+			return nil
+		}
+	}
+	// Not for a proxy's space: a proxy (Squid) may stop reading a
+	// connection whose first request carried a large body.
+	if x.origin.bound != nil && x.t.route().owner != nil && !x.mayCarryLargeBody() {
+		return x.openConn()
+	}
+	return nil
+}
+
+// idleAfter is how long an authenticated connection may stay idle.
+func (x *exchange) idleAfter() time.Duration {
+	if o := x.t.route().owner; o != nil && o.IdleConnTimeout > 0 {
+		return o.IdleConnTimeout
+	}
+	return defaultBoundIdleAfter
+}
+
+// identity names who the request authenticates as in space (see
+// identityOf). lookup asks the provider; otherwise only what was already
+// given on this request counts.
+func (x *exchange) identity(s *side, space *ProtectionSpace, lookup bool) string {
+	if s.memo == nil {
+		s.memo = &requestCredentials{provider: s.credentials}
+	}
+	if up, ok := s.memo.given[spaceKey(space)]; ok {
+		return identityOf(&up)
+	}
+	if !lookup {
+		return ""
+	}
+	up, err := s.memo.Credentials(x.ctx(), space)
+	if err != nil {
+		return ""
+	}
+	return identityOf(up)
+}
+
+// send makes one round trip: on the owned connection when there is one,
+// through Base otherwise.
+func (x *exchange) send(out *http.Request) (*http.Response, error) {
+	if x.conn == nil {
+		return x.t.route().rt.RoundTrip(out)
+	}
+	x.connUsed = true
+	return x.conn.cc.RoundTrip(out)
+}
+
+// retryOnBase handles a failed round trip on an idle connection taken
+// from the pool: the server may have closed it meanwhile, so the request
+// goes again without it, once, when its body allows.
+func (x *exchange) retryOnBase(err error) bool {
+	if x.conn == nil || !x.connPooled || x.sent != 1 || ctxErr(x.ctx()) != nil || !x.body.canReplay() {
+		return false
+	}
+	x.debug("anyauth: an idle authenticated connection failed; sending without it", slog.String("error", err.Error()))
+	x.conn.cc.Close()
+	x.conn = nil
+	x.origin.bound, x.proxy.bound = nil, nil
+	x.sent = 0
+	return true
+}
+
+// maxBoundRestarts is how many times one request starts a
+// connection-bound handshake again after its connection closed.
+const maxBoundRestarts = 2
+
+// connLost handles the owned connection closing in the middle of a
+// handshake: the handshakes that had sent a leg on it start again on a new
+// connection, up to maxBoundRestarts times.
+func (x *exchange) connLost() error {
+	x.conn.cc.Close()
+	x.conn = nil
+	return x.restartBoundLegs()
+}
+
+// restartBoundLegs starts again, from a new leg of the same session, every
+// connection-bound handshake that had sent a leg on a connection that is
+// gone.
+func (x *exchange) restartBoundLegs() error {
+	for _, s := range []*side{&x.origin, &x.proxy} {
+		if s.entry == nil || !s.entry.traits.ConnectionBound || s.applied == 0 {
+			continue
+		}
+		x.restarts++
+		if x.restarts > maxBoundRestarts {
+			return &AuthError{Space: s.entry.space, Err: errBoundConnLost}
+		}
+		x.debug("anyauth: the connection closed during a connection-bound handshake; starting it again", slog.String("space", s.entry.space.String()))
+		leg, err := s.entry.session.Start(x.ctx(), x.req)
+		if err != nil {
+			return &AuthError{Space: s.entry.space, Err: err}
+		}
+		s.leg, s.applied = leg, 0
+		x.addLeg(leg)
+	}
+	return nil
+}
+
+// keyConn records, after a success, which space and identity the owned
+// connection is now authenticated for.
+func (x *exchange) keyConn() {
+	for _, s := range []*side{&x.origin, &x.proxy} {
+		if s.entry != nil && s.entry.traits.ConnectionBound {
+			key := boundKey{space: s.entry.space, identity: x.identity(s, &s.entry.space, false)}
+			x.t.bound.authenticated(x.conn, key)
+			return
+		}
+	}
+}
+
+// handOver gives resp to the caller. When it came on an owned connection,
+// closing its body (or reading it to the end) hands the connection back:
+// to the pool when it is authenticated, closed otherwise.
+func (x *exchange) handOver(resp *http.Response) *http.Response {
+	c := x.conn
+	if c == nil {
+		return resp
+	}
+	x.conn = nil
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusProxyAuthRequired {
+		c.pool.unkey(c)
+	}
+	if resp.Body == nil || resp.Body == http.NoBody {
+		c.pool.release(c)
+		return resp
+	}
+	resp.Body = &boundBody{ReadCloser: resp.Body, done: func() { c.pool.release(c) }}
+	return resp
+}

@@ -1,0 +1,63 @@
+package ntlm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+)
+
+// Layout of the challenge message (MS-NLMP 2.2.1.2).
+const (
+	challengeHeaderLen = 48 // up to and including TargetInfoFields
+	minChallengeLen    = 32 // up to and including ServerChallenge
+	targetNameFields   = 12
+	flagsOffset        = 20
+	targetInfoFields   = 40
+
+	flagLMKey       = 0x00000080 // NTLMSSP_NEGOTIATE_LM_KEY
+	flagKeyExchange = 0x40000000 // NTLMSSP_NEGOTIATE_KEY_EXCH
+)
+
+var signature = []byte("NTLMSSP\x00")
+
+// sanitizeChallenge checks a server's challenge message and returns a
+// copy that go-ntlmssp accepts, forgiving what curl forgives:
+//
+//   - a TargetName field pointing outside the message (Squid's
+//     ntlm_fake_auth sends offset 0xAAAAAAAE) is dropped: NTLMv2 does not
+//     use it;
+//   - a message that ends after ServerChallenge (the short form of old
+//     servers) gets empty Reserved and TargetInfo fields;
+//   - the LM_KEY and KEY_EXCH flags, which go-ntlmssp refuses, are
+//     cleared: HTTP authentication uses neither the LM session key nor
+//     session security.
+//
+// A TargetInfo field pointing outside the message is an error: NTLMv2
+// signs it.
+func sanitizeChallenge(raw []byte) ([]byte, error) {
+	if len(raw) < minChallengeLen || !bytes.Equal(raw[:8], signature) {
+		return nil, fmt.Errorf("ntlm: %w: not an NTLMSSP message", ErrMalformedChallenge)
+	}
+	if t := binary.LittleEndian.Uint32(raw[8:]); t != 2 {
+		return nil, fmt.Errorf("ntlm: %w: message type %d, want 2", ErrMalformedChallenge, t)
+	}
+	msg := make([]byte, max(len(raw), challengeHeaderLen))
+	copy(msg, raw)
+	if !fieldInside(msg, targetNameFields, len(raw)) {
+		clear(msg[targetNameFields : targetNameFields+8])
+	}
+	if len(raw) >= challengeHeaderLen && !fieldInside(msg, targetInfoFields, len(raw)) {
+		return nil, fmt.Errorf("ntlm: %w: TargetInfo outside the message", ErrMalformedChallenge)
+	}
+	flags := binary.LittleEndian.Uint32(msg[flagsOffset:])
+	binary.LittleEndian.PutUint32(msg[flagsOffset:], flags&^(flagLMKey|flagKeyExchange))
+	return msg, nil
+}
+
+// fieldInside reports whether the security buffer (length, max length,
+// offset) at pos of msg is empty or lies within the first n bytes.
+func fieldInside(msg []byte, pos, n int) bool {
+	l := int(binary.LittleEndian.Uint16(msg[pos:]))
+	off := int64(binary.LittleEndian.Uint32(msg[pos+4:]))
+	return l == 0 || off+int64(l) <= int64(n)
+}
