@@ -71,7 +71,7 @@ type leg struct {
 // a server's replay cache never sees one twice.
 func (l *leg) Apply(req *http.Request) error {
 	realm, cname := l.s.src.clientName()
-	h, st, err := apReqToken(realm, cname, l.t, l.s.mutual != MutualOff, l.s.src.clockSkew())
+	h, st, err := apReqToken(realm, cname, l.t, l.s.mutual != MutualOff, l.s.src.clockSkew(l.s.spn))
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,9 @@ func (l *leg) Continue(ctx context.Context, _ *http.Response, c *anyauth.Challen
 			}
 			l.skewed = true
 			server := e.STime.Add(time.Duration(e.Susec) * time.Microsecond)
-			l.s.src.setClockSkew(time.Until(server))
+			if !l.s.src.setClockSkew(l.s.spn, time.Until(server)) {
+				return false, nil
+			}
 		case errorcode.KRB_AP_ERR_REPEAT:
 			if l.skewed {
 				return false, nil

@@ -48,7 +48,7 @@ type source struct {
 	tgtCall *call
 	tickets map[string]*ticket // by service principal
 	calls   map[string]*call
-	skew    time.Duration // the KDC's and servers' clock minus ours, learned from KRB_AP_ERR_SKEW
+	skews   map[string]time.Duration // by service principal: the server's clock minus ours, from KRB_AP_ERR_SKEW
 
 	refused   error     // the KDC refused the last login (ErrLogin)
 	refusedAt time.Time // when
@@ -423,18 +423,29 @@ func (s *source) drop(spn string, t *ticket) {
 	s.mu.Unlock()
 }
 
-// clockSkew returns the clock offset to apply to authenticators.
-func (s *source) clockSkew() time.Duration {
+// maxSkew bounds the clock offset a server's KRB_AP_ERR_SKEW may set.
+const maxSkew = 24 * time.Hour
+
+// clockSkew returns the clock offset to apply to authenticators for spn.
+func (s *source) clockSkew(spn string) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.skew
+	return s.skews[spn]
 }
 
-// setClockSkew records the server's clock offset from a KRB_AP_ERR_SKEW.
-func (s *source) setClockSkew(d time.Duration) {
+// setClockSkew records the clock offset of spn's server, from a
+// KRB_AP_ERR_SKEW. It reports false for an offset beyond maxSkew.
+func (s *source) setClockSkew(spn string, d time.Duration) bool {
+	if d > maxSkew || d < -maxSkew {
+		return false
+	}
 	s.mu.Lock()
-	s.skew = d
+	if s.skews == nil || len(s.skews) > 1024 {
+		s.skews = make(map[string]time.Duration)
+	}
+	s.skews[spn] = d
 	s.mu.Unlock()
+	return true
 }
 
 // clientName returns the client's realm and name for authenticators.
