@@ -29,10 +29,6 @@ type world struct {
 	tls     *testserver.Server
 	tlsErr  error
 
-	plainOnce sync.Once
-	plainTLS  *testserver.Server
-	plainErr  error
-
 	squidOnce sync.Once
 	squid     *testserver.Squid
 	squidErr  error
@@ -47,7 +43,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	w.squid.Close()
 	w.tls.Close()
-	w.plainTLS.Close()
 	w.apache.Close()
 	w.kdc.Close()
 	os.Exit(code)
@@ -84,15 +79,6 @@ func gssapiTLS(t testing.TB) (*testserver.KDC, *testserver.Server) {
 	w.tlsOnce.Do(func() { w.tls, w.tlsErr = testserver.StartGSSAPIApacheTLS(kdc) })
 	need(t, "https GSSAPI Apache", w.tlsErr)
 	return kdc, w.tls
-}
-
-// apacheTLS returns a shared plain https Apache (Basic/Digest), a CONNECT
-// target for the proxy tests.
-func apacheTLS(t testing.TB) *testserver.Server {
-	t.Helper()
-	w.plainOnce.Do(func() { w.plainTLS, w.plainErr = testserver.StartApacheTLS() })
-	need(t, "https Apache", w.plainErr)
-	return w.plainTLS
 }
 
 // squid returns the shared Squid with a Negotiate port whose service
