@@ -83,3 +83,13 @@ func isNetworkError(err error) bool {
 		strings.Contains(s, "communication error with KDC") || strings.Contains(s, "failed to communicate with KDC") ||
 		strings.Contains(s, "no KDCs defined")
 }
+
+// stepAside returns err, with its message unchanged, wrapping
+// anyauth.ErrNoCredentials too: the Transport then answers another
+// challenge.
+func stepAside(err error) error { return noCredentials{err} }
+
+type noCredentials struct{ err error }
+
+func (e noCredentials) Error() string   { return e.err.Error() }
+func (e noCredentials) Unwrap() []error { return []error{e.err, anyauth.ErrNoCredentials} }

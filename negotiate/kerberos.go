@@ -211,7 +211,7 @@ func (k *Kerberos) source(ctx context.Context, a *anyauth.Attempt) (*source, err
 	cfg, cfgPath, err := k.config()
 	if err != nil {
 		if !explicit {
-			return nil, fmt.Errorf("%w: %w", anyauth.ErrNoCredentials, err)
+			return nil, stepAside(err)
 		}
 		return nil, err
 	}
@@ -256,7 +256,7 @@ func (k *Kerberos) source(ctx context.Context, a *anyauth.Attempt) (*source, err
 	if key == "" {
 		loc := locateCCache(k.CCache, cfgPath)
 		if loc.err != nil {
-			return nil, fmt.Errorf("%w: %w: %w", anyauth.ErrNoCredentials, ErrNoTicket, loc.err)
+			return nil, stepAside(fmt.Errorf("%w: %w", ErrNoTicket, loc.err))
 		}
 		key = "ccache\x00" + cfgPath + "\x00" + loc.path
 		newSrc = func() (*source, error) { return newCCacheSource(cfg, loc), nil }

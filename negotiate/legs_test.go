@@ -253,13 +253,19 @@ func TestAcceptIncomplete(t *testing.T) {
 // 200.
 func TestBadAPRep(t *testing.T) {
 	for name, answer := range map[string]func(types.Authenticator, types.EncryptionKey, http.ResponseWriter){
-		"other cusec": func(auth types.Authenticator, key types.EncryptionKey, w http.ResponseWriter) { accept(t, w, auth, key, 1) },
-		"garbage":     func(_ types.Authenticator, _ types.EncryptionKey, w http.ResponseWriter) { w.Header().Set("WWW-Authenticate", "Negotiate AAAA") },
+		"other cusec": func(auth types.Authenticator, key types.EncryptionKey, w http.ResponseWriter) {
+			accept(t, w, auth, key, 1)
+		},
+		"garbage": func(_ types.Authenticator, _ types.EncryptionKey, w http.ResponseWriter) {
+			w.Header().Set("WWW-Authenticate", "Negotiate AAAA")
+		},
 		"KRB-ERROR": func(_ types.Authenticator, _ types.EncryptionKey, w http.ResponseWriter) {
 			w.Header().Set("WWW-Authenticate", negTokenResp(t, 0, idKRBError, krbError(t, errorcode.KRB_AP_ERR_MODIFIED, time.Time{})))
 		},
 	} {
-		_, url, kdc := fake(t, func(_ int, auth types.Authenticator, key types.EncryptionKey, w http.ResponseWriter) { answer(auth, key, w) })
+		_, url, kdc := fake(t, func(_ int, auth types.Authenticator, key types.EncryptionKey, w http.ResponseWriter) {
+			answer(auth, key, w)
+		})
 		_, _, err := get(t, transport([]anyauth.Scheme{kerberos(kdc)}, nil), url)
 		if !errors.Is(err, negotiate.ErrMutualAuth) || !anyauth.IsPermanent(err) {
 			t.Errorf("%s: err = %v, want a permanent ErrMutualAuth", name, err)

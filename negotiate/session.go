@@ -2,6 +2,7 @@ package negotiate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -32,7 +33,7 @@ type session struct {
 // without an answer and is challenged.
 func (s *session) Start(ctx context.Context, _ *http.Request) (anyauth.Leg, error) {
 	if !s.preemptive && s.started.Swap(true) {
-		return nil, fmt.Errorf("negotiate: %w: Negotiate is not preemptive for this origin", anyauth.ErrNoCredentials)
+		return nil, stepAside(errors.New("negotiate: Negotiate is not preemptive for this origin"))
 	}
 	t, err := s.src.Ticket(ctx, s.spn)
 	if err != nil {

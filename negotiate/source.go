@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/anyauth/anyauth"
 	"github.com/jcmturner/gokrb5/v8/client"
 	"github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/credentials"
@@ -166,20 +165,20 @@ func newCCacheSource(cfg *config.Config, loc ccacheLocation) *source {
 func (s *source) readCCache() (*ticket, fileStamp, error) {
 	stamp, err := stampOf(s.ccPath)
 	if err != nil {
-		return nil, stamp, fmt.Errorf("%w: %w: no %s; run kinit", anyauth.ErrNoCredentials, ErrNoTicket, s.desc)
+		return nil, stamp, stepAside(fmt.Errorf("%w: no %s; run kinit", ErrNoTicket, s.desc))
 	}
 	cc, err := credentials.LoadCCache(s.ccPath)
 	if err != nil {
-		return nil, stamp, fmt.Errorf("%w: %w: %s cannot be read: %w", anyauth.ErrNoCredentials, ErrNoTicket, s.desc, err)
+		return nil, stamp, stepAside(fmt.Errorf("%w: %s cannot be read: %w", ErrNoTicket, s.desc, err))
 	}
 	realm := cc.DefaultPrincipal.Realm
 	cred, ok := cc.GetEntry(types.PrincipalName{NameType: nametype.KRB_NT_SRV_INST, NameString: []string{"krbtgt", realm}})
 	if !ok {
-		return nil, stamp, fmt.Errorf("%w: %w: %s holds no ticket-granting ticket for %s; run kinit", anyauth.ErrNoCredentials, ErrNoTicket, s.desc, realm)
+		return nil, stamp, stepAside(fmt.Errorf("%w: %s holds no ticket-granting ticket for %s; run kinit", ErrNoTicket, s.desc, realm))
 	}
 	var tkt messages.Ticket
 	if err := tkt.Unmarshal(cred.Ticket); err != nil {
-		return nil, stamp, fmt.Errorf("%w: %w: %s holds a malformed ticket-granting ticket: %w", anyauth.ErrNoCredentials, ErrNoTicket, s.desc, err)
+		return nil, stamp, stepAside(fmt.Errorf("%w: %s holds a malformed ticket-granting ticket: %w", ErrNoTicket, s.desc, err))
 	}
 	t := &ticket{tkt: tkt, key: cred.Key, start: cred.StartTime, end: cred.EndTime, renewTill: cred.RenewTill}
 	if t.start.IsZero() {
@@ -282,8 +281,8 @@ func (s *source) fetchTGT(old *ticket) (*ticket, fileStamp, error) {
 		if t.valid(now) {
 			return t, stamp, nil // about to expire, but still good
 		}
-		return nil, stamp, fmt.Errorf("%w: %w: the ticket of %s in %s expired at %s; run kinit", anyauth.ErrNoCredentials, ErrTicketExpired,
-			s.principal(), s.desc, t.end.Local().Format(time.RFC3339))
+		return nil, stamp, stepAside(fmt.Errorf("%w: the ticket of %s in %s expired at %s; run kinit", ErrTicketExpired,
+			s.principal(), s.desc, t.end.Local().Format(time.RFC3339)))
 	default:
 		t, err := s.login()
 		return t, fileStamp{}, err
@@ -337,7 +336,7 @@ func (s *source) kdcError(what string, err error) error {
 	case name == "KDC_ERR_S_PRINCIPAL_UNKNOWN":
 		return fmt.Errorf("%w: %s: the KDC does not know the service principal: %w", ErrServiceTicket, what, err)
 	case name == "KRB_AP_ERR_TKT_EXPIRED":
-		return fmt.Errorf("%w: %w: %s: %w", anyauth.ErrNoCredentials, ErrTicketExpired, what, err)
+		return stepAside(fmt.Errorf("%w: %s: %w", ErrTicketExpired, what, err))
 	case s.kind == "ccache" || name == "":
 		return fmt.Errorf("negotiate: %s failed: %w", what, err)
 	default:

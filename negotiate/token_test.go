@@ -16,7 +16,7 @@ import (
 const (
 	tokCompleted = "oRQwEqADCgEAoQsGCSqGSIb3EgECAg=="
 	tokReject    = "oQcwBaADCgEC"
-	tokWithAPRep     = "oYG3MIG0oAMKAQChCwYJKoZIhvcSAQICooGfBIGcYIGZBgkqhkiG9xIBAgICAG+BiTCBhqADAgEFoQMCAQ+iejB4oAMCARKicQRvsWEPqC8bR9a6AmO9RkACmtWJxuKzmwp7qc/0zliTEeWaMSD79cUVwC/uIm2v+dz0nEeFl2e9QS4Dl2ZVRDTh1CJX02hYusDRAUtV+g+a22HI8uxWrXA9kx7ibdOsXCeVxAqF2JO8lEeIdmt2Eaq3"
+	tokWithAPRep = "oYG3MIG0oAMKAQChCwYJKoZIhvcSAQICooGfBIGcYIGZBgkqhkiG9xIBAgICAG+BiTCBhqADAgEFoQMCAQ+iejB4oAMCARKicQRvsWEPqC8bR9a6AmO9RkACmtWJxuKzmwp7qc/0zliTEeWaMSD79cUVwC/uIm2v+dz0nEeFl2e9QS4Dl2ZVRDTh1CJX02hYusDRAUtV+g+a22HI8uxWrXA9kx7ibdOsXCeVxAqF2JO8lEeIdmt2Eaq3"
 )
 
 func TestDecodeToken(t *testing.T) {

@@ -338,11 +338,19 @@ func (k *KDC) startOnce(bin string, attempt int) error {
 // set) into ccache: a path (FILE: is prepended) or a TYPE:residual name.
 func (k *KDC) Kinit(ccache string) error { return k.kinitWith(k.Password, ccache) }
 
-func (k *KDC) kinitWith(password, ccache string) error {
+// KinitFor is Kinit with a ticket lifetime (kinit -l), e.g. a few seconds
+// for a test that needs an expired ticket in a cache. The ticket is not
+// renewable.
+func (k *KDC) KinitFor(ccache string, lifetime time.Duration) error {
+	return k.kinitWith(k.Password, ccache, "-l", fmt.Sprintf("%ds", int(lifetime.Seconds())))
+}
+
+func (k *KDC) kinitWith(password, ccache string, args ...string) error {
 	if !strings.Contains(ccache, ":") {
 		ccache = "FILE:" + ccache
 	}
-	out, err := k.run(k.kinit, []byte(password+"\n"), "-c", ccache, k.Principal)
+	argv := append(append([]string{"-c", ccache}, args...), k.Principal)
+	out, err := k.run(k.kinit, []byte(password+"\n"), argv...)
 	if err != nil {
 		return fmt.Errorf("testserver: kinit %s: %w\n%s", k.Principal, err, out)
 	}
