@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -438,5 +439,45 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 	if after := runtime.NumGoroutine(); after > before+2 {
 		t.Fatalf("goroutines: %d before, %d after 50 requests", before, after)
+	}
+}
+
+// TestCanonicalize: CanonicalizeCNAME looks the host up (localhost has no
+// CNAME: the SPN stays HTTP/localhost).
+func TestCanonicalize(t *testing.T) {
+	kdc, srv := gssapi(t)
+	k := &negotiate.Kerberos{Config: kdc.Config, Keytab: kdc.UserKeytab, Canonicalize: negotiate.CanonicalizeCNAME, Mutual: negotiate.MutualRequired}
+	resp, body, err := get(t, transport([]anyauth.Scheme{k}, nil), whoami(srv, testserver.PathNegotiate))
+	wantUser(t, resp, body, err, kdc.Principal, "Negotiate")
+}
+
+// TestContextHonoured: a KDC that accepts connections and never answers
+// does not hold the request past its context.
+func TestContextHonoured(t *testing.T) {
+	_, srv := gssapi(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	conf := filepath.Join(t.TempDir(), "krb5.conf")
+	os.WriteFile(conf, []byte("[libdefaults]\n default_realm = ANYAUTH.TEST\n udp_preference_limit = 1\n dns_canonicalize_hostname = false\n[realms]\n ANYAUTH.TEST = {\n  kdc = "+ln.Addr().String()+"\n }\n"), 0o644)
+	k := &negotiate.Kerberos{Config: conf, Principal: "alice", Password: "x"}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, whoami(srv, testserver.PathNegotiate), nil)
+	start := time.Now()
+	_, _, err = do(transport([]anyauth.Scheme{k}, nil), req)
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("err = %v after %v, want the deadline within 2s", err, time.Since(start))
 	}
 }

@@ -76,3 +76,23 @@ func TestSquidConnect(t *testing.T) {
 	}
 	t.Logf("CONNECTs: %+v", connects)
 }
+
+// TestSquidProxyCredentials: the proxy's password (Transport.
+// ProxyCredentials) serves Kerberos for the proxy, the origin's
+// (Transport.Credentials) for the origin: no ticket cache, no keytab.
+func TestSquidProxyCredentials(t *testing.T) {
+	kdc, sq := squid(t)
+	_, srv := gssapi(t)
+	proxy, _ := url.Parse(sq.NegotiateURL)
+	target := addrURL(whoami(srv, testserver.PathNegotiate))
+	origin, _ := url.Parse(target)
+	k := &negotiate.Kerberos{Config: kdc.Config, CCache: "FILE:/nonexistent/cc"}
+	tr := &anyauth.Transport{
+		Base:             &http.Transport{Proxy: http.ProxyURL(proxy)},
+		Schemes:          []anyauth.Scheme{k},
+		Credentials:      anyauth.ForOrigin(origin.Scheme+"://"+origin.Host, kdc.User, kdc.Password),
+		ProxyCredentials: anyauth.ForOrigin(sq.NegotiateURL, kdc.Principal, kdc.Password),
+	}
+	resp, body, err := get(t, tr, target)
+	wantUser(t, resp, body, err, kdc.Principal, "Negotiate")
+}
