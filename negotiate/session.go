@@ -87,7 +87,8 @@ func (l *leg) Apply(req *http.Request) error {
 // KRB_AP_ERR_REPEAT with a fresh authenticator, KRB_AP_ERR_TKT_EXPIRED,
 // KRB_AP_ERR_MODIFIED, KRB_AP_ERR_BADKEYVER or KRB_AP_ERR_NOKEY with a
 // new service ticket. accept-incomplete sends another AP-REQ, up to
-// maxExtraLegs legs.
+// maxExtraLegs legs. request-mic is taken as a refusal: this package
+// computes no SPNEGO mechListMIC.
 func (l *leg) Continue(ctx context.Context, _ *http.Response, c *anyauth.Challenge) (bool, error) {
 	if c == nil || c.Token68 == "" || l.extra >= maxExtraLegs {
 		return false, nil
@@ -131,7 +132,7 @@ func (l *leg) Continue(ctx context.Context, _ *http.Response, c *anyauth.Challen
 		l.extra++
 		return true, nil
 	}
-	if tok.hasState && tok.state == AcceptIncomplete {
+	if tok.hasState && tok.state == acceptIncomplete {
 		if tok.apRep != nil && l.s.mutual != MutualOff {
 			if err := verifyAPRep(tok.apRep, l.last); err != nil {
 				return false, err
@@ -163,7 +164,7 @@ func (l *leg) Finish(resp *http.Response) error {
 	switch {
 	case tok.krbErr != nil:
 		return fmt.Errorf("%w: the server's token is a KRB-ERROR (%d)", ErrMutualAuth, tok.krbErr.ErrorCode)
-	case tok.hasState && tok.state != AcceptCompleted:
+	case tok.hasState && tok.state != acceptCompleted:
 		return fmt.Errorf("%w: the server's token has SPNEGO state %d, not accept-completed", ErrMutualAuth, tok.state)
 	case tok.apRep == nil:
 		if l.s.mutual == MutualRequired {

@@ -87,22 +87,22 @@ func apReqToken(realm string, cname types.PrincipalName, t *ticket, mutual bool,
 // serverToken is what a server's Negotiate token holds.
 type serverToken struct {
 	spnego   bool     // it was a SPNEGO NegTokenResp (else a bare krb5 token)
-	state    NegState // the NegTokenResp's negState; AcceptCompleted for a bare token
+	state    negState // the NegTokenResp's negState; acceptCompleted for a bare token
 	hasState bool
 	apRep    *messages.APRep
 	krbErr   *messages.KRBError
 	other    bool // a response token that is neither AP-REP nor KRB-ERROR
 }
 
-// NegState is a SPNEGO negotiation state (RFC 4178 §4.2.2).
-type NegState int
+// negState is a SPNEGO negotiation state (RFC 4178 §4.2.2).
+type negState int
 
 // SPNEGO negotiation states.
 const (
-	AcceptCompleted  NegState = 0
-	AcceptIncomplete NegState = 1
-	Reject           NegState = 2
-	RequestMIC       NegState = 3
+	acceptCompleted  negState = 0
+	acceptIncomplete negState = 1
+	reject           negState = 2
+	requestMIC       negState = 3
 )
 
 // decodeToken decodes the token68 of a server's Negotiate challenge:
@@ -133,7 +133,7 @@ func decodeToken(token68 string) (tok *serverToken, err error) {
 		if err := r.Unmarshal(raw); err != nil {
 			return nil, fmt.Errorf("%w: NegTokenResp: %v", ErrToken, err)
 		}
-		tok.spnego, tok.state, tok.hasState = true, NegState(r.NegState), true
+		tok.spnego, tok.state, tok.hasState = true, negState(r.NegState), true
 		if len(r.SupportedMech) > 0 && !r.SupportedMech.Equal(gssapi.OIDKRB5.OID()) && !r.SupportedMech.Equal(gssapi.OIDMSLegacyKRB5.OID()) {
 			tok.other = len(r.ResponseToken) > 0
 			return tok, nil

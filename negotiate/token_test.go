@@ -21,15 +21,15 @@ const (
 
 func TestDecodeToken(t *testing.T) {
 	tok, err := decodeToken(tokCompleted)
-	if err != nil || !tok.spnego || tok.state != AcceptCompleted || tok.apRep != nil {
+	if err != nil || !tok.spnego || tok.state != acceptCompleted || tok.apRep != nil {
 		t.Errorf("completed: %+v %v", tok, err)
 	}
 	tok, err = decodeToken(tokReject)
-	if err != nil || tok.state != Reject {
+	if err != nil || tok.state != reject {
 		t.Errorf("reject: %+v %v", tok, err)
 	}
 	tok, err = decodeToken(tokWithAPRep)
-	if err != nil || tok.state != AcceptCompleted || tok.apRep == nil || tok.apRep.EncPart.EType != 18 {
+	if err != nil || tok.state != acceptCompleted || tok.apRep == nil || tok.apRep.EncPart.EType != 18 {
 		t.Errorf("AP-REP: %+v %v", tok, err)
 	}
 	if tok, err := decodeToken("AAAA"); err != nil || !tok.other {
