@@ -58,6 +58,7 @@ type boundConn struct {
 	key       boundKey
 	keyed     bool // key is set: the connection is authenticated
 	released  bool // its request is over; it may go idle
+	legFirst  bool // the server challenges requests without a leg on it even once authenticated (Squid)
 	idle      bool // in pool.idle
 	idleSince time.Time
 }
@@ -130,11 +131,21 @@ func (p *boundPool) authenticated(c *boundConn, key boundKey) {
 }
 
 // unkey records that c is no longer known to be authenticated: it was
-// challenged.
-func (p *boundPool) unkey(c *boundConn) {
+// challenged. bare tells that the request had no leg: the server wants
+// one on every request, even on an authenticated connection.
+func (p *boundPool) unkey(c *boundConn, bare bool) {
 	p.mu.Lock()
 	c.key, c.keyed = boundKey{}, false
+	c.legFirst = c.legFirst || bare
 	p.mu.Unlock()
+}
+
+// wantsLeg reports whether requests on c should start their handshake at
+// once (see boundConn.legFirst).
+func (p *boundPool) wantsLeg(c *boundConn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return c.legFirst
 }
 
 // release hands c back once its request is over: an authenticated

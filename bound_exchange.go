@@ -49,6 +49,14 @@ func (x *exchange) reuseBound() error {
 		if c := x.t.bound.take(key, x.idleAfter()); c != nil {
 			x.conn, x.connPooled, x.connUsed = c, true, false
 			x.debug("anyauth: reusing a connection authenticated in the space", slog.String("space", s.bound.space.String()))
+			if x.t.bound.wantsLeg(c) {
+				// This server challenged a request without a leg on
+				// an authenticated connection before (Squid does, and
+				// then accepts the first leg at once): start the
+				// handshake now. Its first leg carries no secret, and
+				// the session is of this identity: the key says so.
+				s.entry, s.fromCache = s.bound, true
+			}
 			return nil
 		}
 	}
@@ -171,7 +179,7 @@ func (x *exchange) handOver(resp *http.Response) *http.Response {
 	}
 	x.conn = nil
 	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusProxyAuthRequired {
-		c.pool.unkey(c)
+		c.pool.unkey(c, false)
 	}
 	if resp.Body == nil || resp.Body == http.NoBody {
 		c.pool.release(c)

@@ -160,7 +160,8 @@ func (x *exchange) run() (*http.Response, error) {
 			return x.finish(resp)
 		}
 		if x.conn != nil {
-			x.t.bound.unkey(x.conn) // challenged: no longer known to be authenticated
+			// Challenged: no longer known to be authenticated.
+			x.t.bound.unkey(x.conn, x.connPooled && x.sent == 1 && s.leg == nil)
 		}
 		x.saveCookies(resp)
 		if s.disabled {

@@ -37,7 +37,7 @@ func realSquid(t *testing.T) *testserver.Squid {
 	if squid != nil {
 		return squid
 	}
-	s, err := testserver.StartSquid(testserver.SquidOptions{})
+	s, err := testserver.StartSquid(testserver.SquidOptions{NTLM: true})
 	if err != nil {
 		if os.Getenv("CI") == "true" || !errors.Is(err, testserver.ErrNotInstalled) {
 			t.Fatalf("squid: %v", err)

@@ -107,6 +107,7 @@ func http1Only(ht *http.Transport) *http.Transport {
 	o.Protocols = new(http.Protocols)
 	o.Protocols.SetHTTP1(true)
 	o.ForceAttemptHTTP2 = false
+	o.DisableKeepAlives = false // the handshake needs the connection to stay
 	if o.TLSClientConfig != nil {
 		o.TLSClientConfig.NextProtos = []string{"http/1.1"}
 	}

@@ -26,14 +26,12 @@ var signature = []byte("NTLMSSP\x00")
 //   - a TargetName field pointing outside the message (Squid's
 //     ntlm_fake_auth sends offset 0xAAAAAAAE) is dropped: NTLMv2 does not
 //     use it;
-//   - a message that ends after ServerChallenge (the short form of old
-//     servers) gets empty Reserved and TargetInfo fields;
+//   - a message that ends after ServerChallenge or Reserved (the short
+//     form of old servers) gets empty Reserved and TargetInfo fields, and
+//     so does a TargetInfo field pointing outside the message;
 //   - the LM_KEY and KEY_EXCH flags, which go-ntlmssp refuses, are
 //     cleared: HTTP authentication uses neither the LM session key nor
 //     session security.
-//
-// A TargetInfo field pointing outside the message is an error: NTLMv2
-// signs it.
 func sanitizeChallenge(raw []byte) ([]byte, error) {
 	if len(raw) < minChallengeLen || !bytes.Equal(raw[:8], signature) {
 		return nil, fmt.Errorf("ntlm: %w: not an NTLMSSP message", ErrMalformedChallenge)
@@ -46,8 +44,13 @@ func sanitizeChallenge(raw []byte) ([]byte, error) {
 	if !fieldInside(msg, targetNameFields, len(raw)) {
 		clear(msg[targetNameFields : targetNameFields+8])
 	}
-	if len(raw) >= challengeHeaderLen && !fieldInside(msg, targetInfoFields, len(raw)) {
-		return nil, fmt.Errorf("ntlm: %w: TargetInfo outside the message", ErrMalformedChallenge)
+	if !fieldInside(msg, targetInfoFields, len(raw)) {
+		// The short form ends after Reserved and puts TargetName
+		// there (Squid's ntlm_fake_auth does, flags notwithstanding):
+		// what would be TargetInfo is the name's text. A server that
+		// really sent a broken TargetInfo refuses the answer anyway,
+		// since NTLMv2 signs it.
+		clear(msg[targetInfoFields : targetInfoFields+8])
 	}
 	flags := binary.LittleEndian.Uint32(msg[flagsOffset:])
 	binary.LittleEndian.PutUint32(msg[flagsOffset:], flags&^(flagLMKey|flagKeyExchange))
@@ -55,9 +58,10 @@ func sanitizeChallenge(raw []byte) ([]byte, error) {
 }
 
 // fieldInside reports whether the security buffer (length, max length,
-// offset) at pos of msg is empty or lies within the first n bytes.
+// offset) at pos of msg is empty or lies within the first n bytes, after
+// the fixed fields.
 func fieldInside(msg []byte, pos, n int) bool {
 	l := int(binary.LittleEndian.Uint16(msg[pos:]))
 	off := int64(binary.LittleEndian.Uint32(msg[pos+4:]))
-	return l == 0 || off+int64(l) <= int64(n)
+	return l == 0 || (off >= minChallengeLen && off+int64(l) <= int64(n))
 }

@@ -39,6 +39,8 @@ import (
 	"sync/atomic"
 
 	"github.com/anyauth/anyauth"
+	"github.com/anyauth/anyauth/negotiate"
+	"github.com/anyauth/anyauth/ntlm"
 	"github.com/anyauth/anyauth/schemes"
 	"golang.org/x/oauth2/clientcredentials"
 )
@@ -57,6 +59,7 @@ type options struct {
 	proxy         string
 	proxyUser     string
 	negotiate     bool
+	ntlm          bool
 	cacert        string
 	netrc         bool
 	insecureClear bool
@@ -95,7 +98,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.oauth2Scope, "oauth2-scope", "", "`SCOPES` to ask for, separated by spaces or commas")
 	fs.StringVar(&o.proxy, "proxy", "", "proxy `URL` (http://[user:pass@]host:port) for http and https targets; default: $HTTP_PROXY, $HTTPS_PROXY, $NO_PROXY")
 	fs.StringVar(&o.proxyUser, "proxy-user", "", "`USER:PASS` for the proxy only")
-	fs.BoolVar(&o.negotiate, "negotiate", false, "answer Negotiate (Kerberos) challenges (not yet supported)")
+	fs.BoolVar(&o.negotiate, "negotiate", false, "answer Negotiate (Kerberos) challenges with the ticket kinit left ($KRB5CCNAME, $KRB5_CONFIG), or with -u's password, like curl --negotiate")
+	fs.BoolVar(&o.ntlm, "ntlm", false, "answer NTLM challenges (also NTLM inside Negotiate) with -u 'DOMAIN\\user:pass', for the origin and, with -proxy-user, the proxy")
 	fs.StringVar(&o.cacert, "cacert", "", "PEM `FILE` of CA certificates to trust for https")
 	fs.BoolVar(&o.netrc, "netrc", false, "read credentials from $NETRC or ~/.netrc")
 	fs.BoolVar(&o.insecureClear, "allow-cleartext", false, "allow Basic over plain http to non-loopback hosts")
@@ -116,9 +120,6 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.bearer != "" && o.oauth2URL != "" {
 		return nil, usageError{"-bearer and -oauth2-token-url are two ways to get a token: give one"}
-	}
-	if o.negotiate {
-		return nil, usageError{"-negotiate: not yet supported"}
 	}
 	if o.method == "" {
 		o.method = http.MethodGet
@@ -217,6 +218,12 @@ func newTransport(o *options, targets []*url.URL, stderr io.Writer) (*anyauth.Tr
 			Scopes:       strings.FieldsFunc(o.oauth2Scope, func(r rune) bool { return r == ' ' || r == ',' }),
 		}
 		t.Schemes = append(t.Schemes, schemes.NewBearer(cfg.Token, origins...))
+	}
+	if o.negotiate {
+		t.Schemes = append(t.Schemes, &negotiate.Kerberos{})
+	}
+	if o.ntlm {
+		t.Schemes = append(t.Schemes, ntlm.Schemes(ntlm.Options{})...)
 	}
 	if o.proxy != "" {
 		pu, err := url.Parse(o.proxy)
