@@ -16,10 +16,12 @@ import (
 	"time"
 
 	krbclient "github.com/jcmturner/gokrb5/v8/client"
+	"github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/crypto"
 	"github.com/jcmturner/gokrb5/v8/gssapi"
 	"github.com/jcmturner/gokrb5/v8/iana/flags"
 	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
+	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/spnego"
 	"github.com/jcmturner/gokrb5/v8/types"
@@ -357,4 +359,50 @@ func TestGSSAPICurl(t *testing.T) {
 	if n := kdc.TGSRequestsFor(KerberosSPN); n != 1 {
 		t.Errorf("TGS-REQs for %s: %d, want 1 (curl caches the ticket in the ccache)", KerberosSPN, n)
 	}
+}
+
+// TestGSSAPIApacheTLS: the https GSSAPI Apache accepts a gokrb5-built
+// Negotiate token for HTTP/localhost over TLS, answers with the AP-REP,
+// and the user's keytab (KDC.UserKeytab) logs in.
+func TestGSSAPIApacheTLS(t *testing.T) {
+	kdc := StartKDCForTest(t)
+	s := StartForTest(t, func() (*Server, error) { return StartGSSAPIApacheTLS(kdc) })
+	if !strings.HasPrefix(s.URL, "https://localhost:") || s.Name != "apache-gssapi-tls" {
+		t.Fatalf("URL %q name %q, want https://localhost:PORT, apache-gssapi-tls", s.URL, s.Name)
+	}
+	c := &http.Client{Transport: &http.Transport{Proxy: nil, TLSClientConfig: s.TLSConfig()}, Timeout: 10 * time.Second}
+	get := func(auth string) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", s.URL+PathNegotiate+WhoamiPath, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b)
+	}
+	if resp, _ := get(""); resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != "Negotiate" {
+		t.Fatalf("without credentials: %s %q", resp.Status, resp.Header.Values("WWW-Authenticate"))
+	}
+	auth, key := negotiateAuth(t, krbClient(t, kdc), KerberosSPN, true)
+	resp, body := get(auth)
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(body) != KerberosPrincipal {
+		t.Fatalf("with a ticket: %s %q", resp.Status, body)
+	}
+	if !checkNegotiateReply(t, "https", resp, key) {
+		t.Error("no AP-REP on the https 200")
+	}
+	kt, err := keytab.Load(kdc.UserKeytab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := config.Load(kdc.Config)
+	cl := krbclient.NewWithKeytab(kdc.User, kdc.Realm, kt, cfg, krbclient.DisablePAFXFAST(true))
+	if err := cl.Login(); err != nil {
+		t.Fatalf("login with KDC.UserKeytab: %v", err)
+	}
+	cl.Destroy()
 }
