@@ -386,12 +386,21 @@ func (s *source) fetchTicket(spn string) (*ticket, error) {
 	}
 	princ := types.NewPrincipalName(nametype.KRB_NT_SRV_HST, spn)
 	s.mu.Lock()
-	realm, cl := s.realm, s.cl
+	home, cl := s.realm, s.cl
 	s.mu.Unlock()
-	if r := s.cfg.ResolveRealm(princ.NameString[len(princ.NameString)-1]); r != "" {
-		realm = r
+	realm, tkt, key := home, tgt.tkt, tgt.key
+	if r := s.cfg.ResolveRealm(princ.NameString[len(princ.NameString)-1]); r != "" && r != home {
+		// Another realm (domain_realm says so): a cross-realm TGT from
+		// the home KDC first, as MIT clients do. Not exercised by the
+		// tests, which have one realm.
+		cross := types.PrincipalName{NameType: nametype.KRB_NT_SRV_INST, NameString: []string{"krbtgt", r}}
+		_, crep, err := cl.TGSREQGenerateAndExchange(cross, home, tgt.tkt, tgt.key, false)
+		if err != nil {
+			return nil, s.kdcError("cross-realm ticket for "+r, err)
+		}
+		realm, tkt, key = r, crep.Ticket, crep.DecryptedEncPart.Key
 	}
-	_, rep, err := cl.TGSREQGenerateAndExchange(princ, realm, tgt.tkt, tgt.key, false)
+	_, rep, err := cl.TGSREQGenerateAndExchange(princ, realm, tkt, key, false)
 	if err != nil {
 		e := s.kdcError("service ticket for "+spn, err)
 		if errors.Is(e, ErrTicketExpired) {
