@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,10 +29,19 @@ func ntlmApache(t *testing.T) *testserver.Server {
 	return realServer(t, "apache-ntlm", testserver.StartNTLMApache)
 }
 
-// connCounter counts the TCP connections a Base dials, and the requests
-// that went out on the wire (legs included).
+// connCounter counts the TCP connections a Base dials and, for requests
+// made with its context, the round trips written on the wire (legs
+// included, on any connection).
 type connCounter struct {
 	dials atomic.Int64
+	trips atomic.Int64
+}
+
+// ctx returns a context whose requests count their round trips.
+func (c *connCounter) ctx() context.Context {
+	return httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { c.trips.Add(1) },
+	})
 }
 
 func (c *connCounter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -53,14 +63,19 @@ func ntlmTransport(t *testing.T, creds anyauth.CredentialProvider) (*anyauth.Tra
 	return tr, cc
 }
 
-// whoami GETs or POSTs url and returns the status and body.
-func whoami(t *testing.T, rt http.RoundTripper, method, url string, body []byte) (int, string) {
+// whoami GETs or POSTs url and returns the status and body; cc, if not
+// nil, counts its round trips.
+func whoami(t *testing.T, rt http.RoundTripper, cc *connCounter, method, url string, body []byte) (int, string) {
 	t.Helper()
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
 	}
-	req, _ := http.NewRequest(method, url, r)
+	ctx := context.Background()
+	if cc != nil {
+		ctx = cc.ctx()
+	}
+	req, _ := http.NewRequestWithContext(ctx, method, url, r)
 	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
@@ -98,25 +113,23 @@ func TestNTLMApache(t *testing.T) {
 				Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 			}
 			defer tr.CloseIdleConnections()
-			before, _ := srv.Hits(testserver.PathNTLM)
-			status, body := whoami(t, tr, "GET", url, nil)
+			status, body := whoami(t, tr, cc, "GET", url, nil)
 			if status != 200 || remoteUser(body) != testserver.User {
 				t.Fatalf("got %d %q, want 200 %q", status, body, testserver.User)
 			}
-			after, _ := srv.Hits(testserver.PathNTLM)
-			t.Logf("first request: %d round trips, %d connections", after-before, cc.dials.Load())
-			if after-before != 3 {
-				t.Errorf("first request took %d round trips, want 3 (bare, then negotiate and authenticate on an owned connection)", after-before)
+			after := cc.trips.Load()
+			t.Logf("first request: %d round trips, %d connections", after, cc.dials.Load())
+			if after != 3 {
+				t.Errorf("first request took %d round trips, want 3 (bare, then negotiate and authenticate on an owned connection)", after)
 			}
 			// The next requests ride the authenticated connection.
 			for i := 0; i < 3; i++ {
-				if status, body := whoami(t, tr, "GET", url, nil); status != 200 || remoteUser(body) != testserver.User {
+				if status, body := whoami(t, tr, cc, "GET", url, nil); status != 200 || remoteUser(body) != testserver.User {
 					t.Fatalf("request %d: %d %q", i+2, status, body)
 				}
 			}
-			final, _ := srv.Hits(testserver.PathNTLM)
-			if final-after != 3 {
-				t.Errorf("3 more requests took %d round trips, want 3", final-after)
+			if n := cc.trips.Load() - after; n != 3 {
+				t.Errorf("3 more requests took %d round trips, want 3", n)
 			}
 			if d := cc.dials.Load(); d != 2 {
 				t.Errorf("%d connections dialed, want 2 (the bare request's, and the authenticated one)", d)
@@ -181,7 +194,7 @@ func TestNTLMRefusals(t *testing.T) {
 			}
 			// The refused connection was not kept: the next request
 			// goes bare again and is refused again.
-			if status, _ := whoami(t, tr, "GET", url, nil); status != 401 {
+			if status, _ := whoami(t, tr, nil, "GET", url, nil); status != 401 {
 				t.Errorf("second request: %d, want 401", status)
 			}
 		})
@@ -191,11 +204,14 @@ func TestNTLMRefusals(t *testing.T) {
 func TestNTLMLargeChallengeBody(t *testing.T) {
 	srv := ntlmApache(t)
 	tr, cc := ntlmTransport(t, anyauth.ForOrigin(srv.URL, testserver.NTLMDomain+`\`+testserver.User, testserver.Password))
-	status, body := whoami(t, tr, "GET", srv.URL+testserver.PathNTLMBig+testserver.WhoamiPath, nil)
+	status, body := whoami(t, tr, nil, "GET", srv.URL+testserver.PathNTLMBig+testserver.WhoamiPath, nil)
 	if status != 200 || remoteUser(body) != testserver.User {
 		t.Fatalf("got %d %q, want 200 alice (401 bodies of %d bytes)", status, truncateBody(body), testserver.NTLMBig401Size)
 	}
 	t.Logf("%d connections for a handshake whose 401s carry %d KiB", cc.dials.Load(), testserver.NTLMBig401Size>>10)
+	if d := cc.dials.Load(); d != 2 {
+		t.Errorf("%d connections, want 2: the owned connection must survive the long 401 bodies", d)
+	}
 }
 
 func truncateBody(s string) string {
@@ -207,19 +223,20 @@ func truncateBody(s string) string {
 
 func TestNTLMPostBodyReplayed(t *testing.T) {
 	srv := ntlmApache(t)
-	tr, _ := ntlmTransport(t, anyauth.ForOrigin(srv.URL, testserver.NTLMDomain+`\`+testserver.User, testserver.Password))
+	tr, cc := ntlmTransport(t, anyauth.ForOrigin(srv.URL, testserver.NTLMDomain+`\`+testserver.User, testserver.Password))
 	payload := bytes.Repeat([]byte("0123456789abcdef"), 300<<10/16) // 300 KiB
 	sum := sha256.Sum256(payload)
 	want := fmt.Sprintf("body %d %s", len(payload), hex.EncodeToString(sum[:]))
-	before, _ := srv.Hits(testserver.PathNTLM)
 	for i := 0; i < 2; i++ { // the first handshakes, the second rides the connection
-		status, body := whoami(t, tr, "POST", srv.URL+testserver.PathNTLM+testserver.WhoamiPath, payload)
+		status, body := whoami(t, tr, cc, "POST", srv.URL+testserver.PathNTLM+testserver.WhoamiPath, payload)
 		if status != 200 || !strings.Contains(body, want) {
 			t.Fatalf("POST %d: %d %q, want 200 with %q", i+1, status, body, want)
 		}
 	}
-	after, _ := srv.Hits(testserver.PathNTLM)
-	t.Logf("two 300 KiB POSTs: %d round trips", after-before)
+	t.Logf("two 300 KiB POSTs: %d round trips", cc.trips.Load())
+	if n := cc.trips.Load(); n != 4 {
+		t.Errorf("%d round trips, want 4 (bare, negotiate without the body, authenticate; then 1)", n)
+	}
 }
 
 func TestNTLMConcurrent(t *testing.T) {
@@ -230,7 +247,6 @@ func TestNTLMConcurrent(t *testing.T) {
 	tr, cc := ntlmTransport(t, anyauth.ForOrigin(srv.URL, testserver.NTLMDomain+`\`+testserver.User, testserver.Password))
 	url := srv.URL + testserver.PathNTLM + testserver.WhoamiPath
 	const workers, each = 64, 10
-	before, _ := srv.Hits(testserver.PathNTLM)
 	var failed atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
@@ -239,7 +255,7 @@ func TestNTLMConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				req, _ := http.NewRequest("GET", url, nil)
+				req, _ := http.NewRequestWithContext(cc.ctx(), "GET", url, nil)
 				resp, err := tr.RoundTrip(req)
 				if err != nil {
 					failed.Add(1)
@@ -256,8 +272,7 @@ func TestNTLMConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	after, _ := srv.Hits(testserver.PathNTLM)
-	t.Logf("%d × %d requests: %d failed, %d round trips, %d connections dialed", workers, each, failed.Load(), after-before, cc.dials.Load())
+	t.Logf("%d × %d requests: %d failed, %d round trips, %d connections dialed", workers, each, failed.Load(), cc.trips.Load(), cc.dials.Load())
 	if n := failed.Load(); n != 0 {
 		t.Fatalf("%d of %d failed; first: %v\nserver error log:\n%s", n, workers*each, firstErr.Load(), truncateBody(srv.ErrorLog()[max(0, len(srv.ErrorLog())-3000):]))
 	}
@@ -320,7 +335,7 @@ func TestNTLMNeedsAnHTTPTransportBase(t *testing.T) {
 		Schemes:     ntlm.Schemes(ntlm.Options{}),
 		Credentials: anyauth.ForOrigin(srv.URL, testserver.NTLMDomain+`\`+testserver.User, testserver.Password),
 	}
-	status, _ := whoami(t, tr, "GET", srv.URL+testserver.PathNTLM+testserver.WhoamiPath, nil)
+	status, _ := whoami(t, tr, nil, "GET", srv.URL+testserver.PathNTLM+testserver.WhoamiPath, nil)
 	if status != 401 {
 		t.Fatalf("got %d, want the server's 401 untouched: NTLM cannot own connections over this Base", status)
 	}
