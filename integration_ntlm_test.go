@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/anyauth/anyauth"
 	"github.com/anyauth/anyauth/internal/testserver"
+	"github.com/anyauth/anyauth/negotiate"
 	"github.com/anyauth/anyauth/ntlm"
 	"github.com/anyauth/anyauth/schemes"
 )
@@ -338,5 +340,39 @@ func TestNTLMNeedsAnHTTPTransportBase(t *testing.T) {
 	status, _ := whoami(t, tr, nil, "GET", srv.URL+testserver.PathNTLM+testserver.WhoamiPath, nil)
 	if status != 401 {
 		t.Fatalf("got %d, want the server's 401 untouched: NTLM cannot own connections over this Base", status)
+	}
+}
+
+// TestNTLMInsideNegotiateWhenKerberosHasNoTicket: Kerberos ranks first
+// for "Negotiate", has no ticket and steps aside; NTLM inside Negotiate
+// answers the same challenge.
+func TestNTLMInsideNegotiateWhenKerberosHasNoTicket(t *testing.T) {
+	srv := ntlmApache(t)
+	logs := &logBuffer{}
+	cc := &connCounter{}
+	tr := &anyauth.Transport{
+		Base: &http.Transport{DialContext: cc.dial},
+		Schemes: []anyauth.Scheme{
+			&negotiate.Kerberos{CCache: "FILE:" + filepath.Join(t.TempDir(), "no-such-ccache"), IgnoreTransportCredentials: true},
+			ntlm.NewNegotiate(ntlm.Options{}),
+		},
+		Credentials: anyauth.ForOrigin(srv.URL, testserver.NTLMDomain+`\`+testserver.User, testserver.Password),
+		Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	defer tr.CloseIdleConnections()
+	status, body := whoami(t, tr, cc, "GET", srv.URL+testserver.PathNTLM+testserver.WhoamiPath, nil)
+	if status != 200 || remoteUser(body) != testserver.User {
+		t.Fatalf("got %d %q\n%s", status, body, logs)
+	}
+	log := logs.String()
+	// Without a ticket Kerberos does not even rank (its Strength says
+	// so, without blocking); NTLM inside Negotiate is the only candidate.
+	for _, want := range []string{"msg=\"anyauth: skipped\" scheme=Negotiate why=\"scheme cannot answer this challenge\"", "order=Negotiate[279]", "msg=\"anyauth: chosen\" scheme=Negotiate strength=279"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if n := cc.trips.Load(); n != 3 {
+		t.Errorf("%d round trips, want 3", n)
 	}
 }
