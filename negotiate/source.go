@@ -239,7 +239,7 @@ func (s *source) TGT(ctx context.Context) (*ticket, error) {
 			t, stamp, err := s.fetchTGT(old)
 			s.mu.Lock()
 			if err == nil {
-				s.tgt, s.ccStamp = t, stamp
+				s.tgt, s.ccStamp, s.refused = t, stamp, nil
 			}
 			if errors.Is(err, ErrLogin) {
 				s.refused, s.refusedAt = err, time.Now()
