@@ -109,6 +109,10 @@ func (cs *connServer) serve(w http.ResponseWriter, r *http.Request) {
 	if cs.forget.CompareAndSwap(true, false) {
 		cs.users = map[string]string{}
 	}
+	if r.URL.Path == "/open" { // for benchmarks: no authentication
+		w.Write([]byte("ok"))
+		return
+	}
 	if u := cs.users[r.RemoteAddr]; u != "" {
 		fmt.Fprint(w, u)
 		return

@@ -220,7 +220,7 @@ func TestMutualAuthFailureIsPermanentThroughTransport(t *testing.T) {
 	}
 	req, _ := http.NewRequest("GET", srv.URL+"/", nil)
 	_, err := tr.RoundTrip(req)
-	if !errors.Is(err, schemes.ErrMutualAuth) || !anyauth.IsPermanent(err) {
+	if !errors.Is(err, schemes.ErrMutualAuth) || !errors.Is(err, anyauth.ErrMutualAuth) || !anyauth.IsPermanent(err) {
 		t.Fatalf("err = %v, want a permanent ErrMutualAuth", err)
 	}
 	if msg := err.Error(); strings.Count(msg, "anyauth") != 1 || !strings.Contains(msg, "digest: ") {

@@ -10,6 +10,12 @@ import (
 // ErrBodyNotReplayable is wrapped by a *BodyNotReplayableError.
 var ErrBodyNotReplayable = errors.New("anyauth: request body cannot be replayed")
 
+// ErrMutualAuth is wrapped by the errors of schemes whose server failed
+// to prove that it knows the secret: a Digest rspauth that does not match,
+// a Negotiate AP-REP that does not answer the authenticator sent. The
+// schemes make such errors permanent (IsPermanent).
+var ErrMutualAuth = errors.New("server failed mutual authentication")
+
 // ErrCleartext is wrapped by a *CleartextError.
 var ErrCleartext = errors.New("anyauth: refusing to send a reusable secret over cleartext http")
 

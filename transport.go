@@ -45,6 +45,13 @@ type Transport struct {
 	// the CONNECT tunnels of https targets itself, answering each 407 on
 	// the tunnel's connection, and then runs TLS over the tunnel with
 	// Base's TLS settings. Changes to Base after first use are not seen.
+	//
+	// Connection-bound schemes (NTLM) need Base to be an *http.Transport:
+	// their handshakes ride HTTP/1.1 connections that the Transport makes
+	// with a keep-alive, HTTP/1.1-only clone of it (NewClientConn), and
+	// keeps for later requests of the same space and credentials;
+	// CloseIdleConnections and Forget close the idle ones. Over another
+	// Base their challenges are not answered.
 	Base http.RoundTripper
 
 	// Schemes are the schemes the Transport answers with, matched to

@@ -437,3 +437,33 @@ func BenchmarkUpload1GiB(b *testing.B) {
 		b.ReportMetric(float64(st.peakGrowth)/(1<<20), "MiB-peak-heap-growth")
 	}
 }
+
+// BenchmarkConnectionBound compares a request that rides a pooled
+// connection a connection-bound scheme authenticated (no header: the
+// connection is the credential, as with NTLM) with the same request
+// through the bare http.Transport to an open path of the same server, so
+// what differs is the Transport's pool: the identity lookup, taking and
+// returning the connection.
+func BenchmarkConnectionBound(b *testing.B) {
+	cs := &connServer{nonces: map[string]string{}, users: map[string]string{}}
+	srv := httptest.NewServer(http.HandlerFunc(cs.serve))
+	defer srv.Close()
+	run := func(name, url string, rt http.RoundTripper) {
+		b.Run(name, func(b *testing.B) {
+			benchGet(b, rt, url) // authenticate a connection
+			cs.requests.Store(0)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				benchGet(b, rt, url)
+			}
+			b.ReportMetric(float64(cs.requests.Load())/float64(b.N), "roundtrips/req")
+		})
+	}
+	bare := &http.Transport{MaxIdleConnsPerHost: 4}
+	defer bare.CloseIdleConnections()
+	run("bare", srv.URL+"/open", bare)
+	tr := &anyauth.Transport{Base: &http.Transport{MaxIdleConnsPerHost: 4}, Schemes: []anyauth.Scheme{connScheme{}}, Credentials: anyauth.ForOrigin(srv.URL, "alice", "pw")}
+	defer tr.CloseIdleConnections()
+	run("anyauth-bound", srv.URL+"/x", tr)
+}

@@ -2,6 +2,7 @@ package negotiate
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/anyauth/anyauth"
@@ -45,7 +46,8 @@ var (
 	// MutualRequired mode), malformed, or its AP-REP did not match the
 	// authenticator that was sent. Such an error is permanent
 	// (anyauth.IsPermanent).
-	ErrMutualAuth = anyauth.Permanent(errors.New("negotiate: server failed mutual authentication"))
+	// It wraps anyauth.ErrMutualAuth.
+	ErrMutualAuth = anyauth.Permanent(fmt.Errorf("negotiate: %w", anyauth.ErrMutualAuth))
 
 	// ErrToken means a Negotiate token from the server could not be
 	// parsed.

@@ -230,7 +230,7 @@ func TestMutualAuth(t *testing.T) {
 		k := &negotiate.Kerberos{Config: kdc.Config, Keytab: kdc.UserKeytab, Mutual: mode}
 		tr := &anyauth.Transport{Base: tamper{&http.Transport{}}, Schemes: []anyauth.Scheme{k}}
 		_, _, err := get(t, tr, whoami(srv, testserver.PathNegotiate))
-		if !errors.Is(err, negotiate.ErrMutualAuth) || !anyauth.IsPermanent(err) {
+		if !errors.Is(err, negotiate.ErrMutualAuth) || !errors.Is(err, anyauth.ErrMutualAuth) || !anyauth.IsPermanent(err) {
 			t.Fatalf("%s, tampered: err = %v, want a permanent ErrMutualAuth", mode, err)
 		}
 		t.Logf("%s, tampered: %v", mode, err)

@@ -113,7 +113,8 @@ var (
 	// it sent none that could be checked.
 	// It is permanent (anyauth.IsPermanent): a retry layer must not send
 	// the credentials to that server again.
-	ErrMutualAuth = anyauth.Permanent(errors.New("digest: server failed mutual authentication (rspauth)"))
+	// It wraps anyauth.ErrMutualAuth.
+	ErrMutualAuth = anyauth.Permanent(fmt.Errorf("digest: %w (rspauth)", anyauth.ErrMutualAuth))
 
 	// ErrBodyNotReadable means the challenge allows only qop=auth-int,
 	// which hashes the request body, and the body cannot be read again

@@ -81,6 +81,7 @@ func main() {
 		{{bin: "schemes", name: "BenchmarkDigestAuthorize"}, {bin: "schemes", name: "BenchmarkDigestAuthorizeIcholy"}},
 		sub("root", "BenchmarkCachedRequest", "bare-basic", "anyauth-basic", "bare-digest", "anyauth-digest", "icholy-digest"),
 		sub("root", "BenchmarkCachedInMemory", "base", "bare-basic", "anyauth-basic", "bare-digest", "anyauth-digest", "icholy-digest", "bare-bearer", "anyauth-bearer"),
+		sub("root", "BenchmarkConnectionBound", "bare", "anyauth-bound"),
 	}
 	for _, g := range goroutineCounts {
 		groups = append(groups, sub("root", "BenchmarkDigestParallel", "bare/g="+g, "anyauth/g="+g))
@@ -319,6 +320,12 @@ func printTable(contention mutexSummary) {
 	row("in-memory cached Digest, vs icholy", cost(im("anyauth-digest")), "icholy: "+cost(im("icholy-digest")),
 		speed(ratio(im("icholy-digest"), im("anyauth-digest"), "ns/op")), "")
 	row("allocs added per cached request", strings.Join(added, ", "), "Base alone: "+cost(im("base")), "", "")
+
+	// A request on a pooled connection that a connection-bound scheme
+	// (NTLM) authenticated.
+	cb, cbBare := "BenchmarkConnectionBound/anyauth-bound", "BenchmarkConnectionBound/bare"
+	row("loopback request on an authenticated connection (NTLM-like)", cost(cb), "bare: "+cost(cbBare),
+		fmt.Sprintf("%.3f of bare, %s allocs, %.3f trips/req", ratio(cbBare, cb, "ns/op"), signed(med(cb, "allocs/op")-med(cbBare, "allocs/op")), med(cb, "roundtrips/req")), "")
 
 	// Round trips.
 	rt := func(s string) string { return "BenchmarkRoundTrips/" + s }
