@@ -65,10 +65,9 @@ type boundConn struct {
 
 // boundPool keeps the idle authenticated connections of a Transport.
 type boundPool struct {
-	mu     sync.Mutex
-	idle   map[boundKey][]*boundConn
-	nIdle  int
-	opened int // connections made, for tests and logs
+	mu    sync.Mutex
+	idle  map[boundKey][]*boundConn
+	nIdle int
 }
 
 // open makes a new connection to the target of req with owner, the
@@ -84,9 +83,6 @@ func (p *boundPool) open(ctx context.Context, owner *http.Transport, scheme, hos
 	}
 	c := &boundConn{cc: cc, pool: p}
 	cc.SetStateHook(func(*http.ClientConn) { p.stateChanged(c) })
-	p.mu.Lock()
-	p.opened++
-	p.mu.Unlock()
 	return c, nil
 }
 
@@ -217,13 +213,6 @@ func (p *boundPool) closeIdle() {
 	for _, c := range all {
 		c.cc.Close()
 	}
-}
-
-// counts reports how many connections were opened and how many are idle.
-func (p *boundPool) counts() (opened, idle int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.opened, p.nIdle
 }
 
 // boundBody is the body of a final response read from an owned

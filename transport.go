@@ -181,17 +181,6 @@ func (t *Transport) maxBodyBuffer() int64 {
 	return DefaultMaxBodyBuffer
 }
 
-// hasScheme reports whether a configured scheme answers the auth-scheme
-// name.
-func (t *Transport) hasScheme(name string) bool {
-	for _, s := range t.Schemes {
-		if strings.EqualFold(s.Name(), name) {
-			return true
-		}
-	}
-	return false
-}
-
 // cleartextRefused reports whether answering with sc in space would send
 // a reusable secret in the clear where the user did not allow it. For an
 // origin reached through a plain-http proxy, the hop to the proxy counts
