@@ -3,12 +3,12 @@ package anyauth
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,19 +33,23 @@ var errBoundConnLost = errors.New("the connection closed during a connection-bou
 // one protection space made with one identity.
 type boundKey struct {
 	space    ProtectionSpace
-	identity string
+	identity identity
 }
 
-// identityOf names who a request authenticates as in a space: the user
-// name and a digest of the password given for the space, or "" for a
-// scheme that uses no password (an ambient Kerberos ticket). The password
-// itself is never kept.
-func identityOf(up *UserPassword) string {
+// identity names who a request authenticates as in a space: the user
+// name and a digest of the password given for the space; the zero
+// identity for a scheme that uses no password (an ambient Kerberos
+// ticket). The password itself is not kept.
+type identity struct {
+	username string
+	password [sha256.Size]byte
+}
+
+func identityOf(up *UserPassword) identity {
 	if up == nil {
-		return ""
+		return identity{}
 	}
-	sum := sha256.Sum256([]byte(up.Username + "\x00" + up.Password))
-	return up.Username + "\x00" + hex.EncodeToString(sum[:16])
+	return identity{up.Username, sha256.Sum256([]byte(up.Password))}
 }
 
 // boundConn is a connection the Transport owns for a connection-bound
@@ -220,21 +224,23 @@ func (p *boundPool) closeIdle() {
 // back.
 type boundBody struct {
 	io.ReadCloser
-	once sync.Once
-	done func()
+	conn *boundConn
+	done atomic.Bool
 }
 
 func (b *boundBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
-		b.once.Do(b.done)
+	if err == io.EOF && b.done.CompareAndSwap(false, true) {
+		b.conn.pool.release(b.conn)
 	}
 	return n, err
 }
 
 func (b *boundBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.once.Do(b.done)
+	if b.done.CompareAndSwap(false, true) {
+		b.conn.pool.release(b.conn)
+	}
 	return err
 }
 

@@ -31,7 +31,9 @@ func (x *exchange) openConn() error {
 		return err
 	}
 	x.conn, x.connPooled, x.connUsed = c, false, false
-	x.debug("anyauth: connection opened for a connection-bound handshake", slog.String("url", safeURL(x.req.URL)))
+	if x.log.Enabled(x.ctx(), slog.LevelDebug) {
+		x.debug("anyauth: connection opened for a connection-bound handshake", slog.String("url", safeURL(x.req.URL)))
+	}
 	return nil
 }
 
@@ -48,7 +50,9 @@ func (x *exchange) reuseBound() error {
 		key := boundKey{space: s.bound.space, identity: x.identity(s, &s.bound.space, true)}
 		if c := x.t.bound.take(key, x.idleAfter()); c != nil {
 			x.conn, x.connPooled, x.connUsed = c, true, false
-			x.debug("anyauth: reusing a connection authenticated in the space", slog.String("space", s.bound.space.String()))
+			if x.log.Enabled(x.ctx(), slog.LevelDebug) {
+				x.debug("anyauth: reusing a connection authenticated in the space", slog.String("space", s.bound.space.String()))
+			}
 			if x.t.bound.wantsLeg(c) {
 				// This server challenged a request without a leg on
 				// an authenticated connection before (Squid does, and
@@ -79,19 +83,19 @@ func (x *exchange) idleAfter() time.Duration {
 // identity names who the request authenticates as in space (see
 // identityOf). lookup asks the provider; otherwise only what was already
 // given on this request counts.
-func (x *exchange) identity(s *side, space *ProtectionSpace, lookup bool) string {
+func (x *exchange) identity(s *side, space *ProtectionSpace, lookup bool) identity {
 	if s.memo == nil {
 		s.memo = &requestCredentials{provider: s.credentials}
 	}
-	if up, ok := s.memo.given[spaceKey(space)]; ok {
+	if up, ok := s.memo.lookup(space); ok {
 		return identityOf(&up)
 	}
 	if !lookup {
-		return ""
+		return identity{}
 	}
 	up, err := s.memo.Credentials(x.ctx(), space)
 	if err != nil {
-		return ""
+		return identity{}
 	}
 	return identityOf(up)
 }
@@ -185,6 +189,6 @@ func (x *exchange) handOver(resp *http.Response) *http.Response {
 		c.pool.release(c)
 		return resp
 	}
-	resp.Body = &boundBody{ReadCloser: resp.Body, done: func() { c.pool.release(c) }}
+	resp.Body = &boundBody{ReadCloser: resp.Body, conn: c}
 	return resp
 }

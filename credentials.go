@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 )
 
 // ErrNoCredentials is wrapped by errors that mean a provider has no
@@ -58,21 +59,42 @@ type OriginCredentials struct {
 	// Origin is "scheme://host[:port]"; a path is ignored.
 	Origin string
 	UserPassword
+
+	parsed *originCache // made by ForOrigin; a copy shares it
+}
+
+// originCache keeps an OriginCredentials.Origin parsed.
+type originCache struct{ p atomic.Pointer[parsedOrigin] }
+
+// parsedOrigin is an OriginCredentials.Origin and what it names.
+type parsedOrigin struct {
+	raw string
+	ProtectionSpace
 }
 
 // ForOrigin returns credentials that are valid for origin only, the form
 // most programs want: anyauth.ForOrigin("https://api.example.com", user, pass).
 func ForOrigin(origin, username, password string) *OriginCredentials {
-	return &OriginCredentials{Origin: origin, UserPassword: UserPassword{Username: username, Password: password}}
+	return &OriginCredentials{Origin: origin, UserPassword: UserPassword{Username: username, Password: password}, parsed: &originCache{}}
 }
 
 // Credentials returns the credentials when space is on c.Origin.
 func (c *OriginCredentials) Credentials(_ context.Context, space *ProtectionSpace) (*UserPassword, error) {
-	u, err := parseOrigin(c.Origin)
-	if err != nil {
-		return nil, err
+	var p *parsedOrigin
+	if c.parsed != nil {
+		p = c.parsed.p.Load()
 	}
-	o := originOf(u)
+	if p == nil || p.raw != c.Origin {
+		u, err := parseOrigin(c.Origin)
+		if err != nil {
+			return nil, err
+		}
+		p = &parsedOrigin{raw: c.Origin, ProtectionSpace: originOf(u)}
+		if c.parsed != nil {
+			c.parsed.p.Store(p)
+		}
+	}
+	o := &p.ProtectionSpace
 	if o.URLScheme != space.URLScheme || o.Host != space.Host || o.Port != space.Port {
 		return nil, fmt.Errorf("%w: %s is not %s", ErrNoCredentials, space.Origin(), o.Origin())
 	}
@@ -264,17 +286,37 @@ func (c Chain) Credentials(ctx context.Context, space *ProtectionSpace) (*UserPa
 // scheme may still get them when AllowDowngrade lets it be tried.
 type requestCredentials struct {
 	provider CredentialProvider
-	given    map[string]UserPassword // space key → what was given
+	given    []givenCredentials
 	refused  []refusedCredentials
+}
+
+// givenCredentials are the credentials given for a space (its path
+// aside: a realm's credentials are the same in every directory).
+type givenCredentials struct {
+	space ProtectionSpace
+	up    UserPassword
+}
+
+// sameRealm reports whether a and b are one scheme's realm on one origin
+// or proxy.
+func sameRealm(a, b *ProtectionSpace) bool {
+	return a.Proxy == b.Proxy && a.Realm == b.Realm && a.Host == b.Host && a.Port == b.Port &&
+		a.URLScheme == b.URLScheme && strings.EqualFold(a.AuthScheme, b.AuthScheme)
+}
+
+// lookup returns what was given for space on this request.
+func (r *requestCredentials) lookup(space *ProtectionSpace) (UserPassword, bool) {
+	for i := range r.given {
+		if sameRealm(&r.given[i].space, space) {
+			return r.given[i].up, true
+		}
+	}
+	return UserPassword{}, false
 }
 
 type refusedCredentials struct {
 	authScheme string
 	UserPassword
-}
-
-func spaceKey(s *ProtectionSpace) string {
-	return strings.ToLower(s.AuthScheme) + "\x00" + s.Realm + "\x00" + s.Origin()
 }
 
 // Credentials asks the provider, and refuses what was refused before on
@@ -292,10 +334,13 @@ func (r *requestCredentials) Credentials(ctx context.Context, space *ProtectionS
 			return nil, fmt.Errorf("%w: the credentials for %s were refused by the server earlier in this request", ErrNoCredentials, space)
 		}
 	}
-	if r.given == nil {
-		r.given = make(map[string]UserPassword, 2)
+	for i := range r.given {
+		if sameRealm(&r.given[i].space, space) {
+			r.given[i].up = *up
+			return up, nil
+		}
 	}
-	r.given[spaceKey(space)] = *up
+	r.given = append(r.given, givenCredentials{*space, *up})
 	return up, nil
 }
 
@@ -304,7 +349,7 @@ func (r *requestCredentials) refuse(space *ProtectionSpace) {
 	if r == nil {
 		return
 	}
-	if up, ok := r.given[spaceKey(space)]; ok {
+	if up, ok := r.lookup(space); ok {
 		r.refused = append(r.refused, refusedCredentials{space.AuthScheme, up})
 	}
 }
