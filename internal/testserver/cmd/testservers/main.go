@@ -1,8 +1,10 @@
-// Command testservers starts the Apache httpd and lighttpd test servers of
-// package testserver, prints where they listen and what they protect, and
-// runs until SIGINT or SIGTERM, then stops them and removes their files.
+// Command testservers starts the test servers of package testserver
+// (Apache httpd, lighttpd, the NTLM Apache, and an MIT KDC with the
+// Kerberos Apache), prints where they listen, what they protect and how
+// to try them, and runs until SIGINT or SIGTERM, then stops them and
+// removes their files.
 //
-//	go run ./internal/testserver/cmd/testservers [-apache=false] [-lighttpd=false]
+//	go run ./internal/testserver/cmd/testservers [-apache=false] [-lighttpd=false] [-ntlm=false] [-kerberos=false]
 //
 // A server that is not installed is reported and skipped. Stop it with
 // Ctrl-C, or with SIGINT/SIGTERM sent to the testservers process itself:
@@ -24,16 +26,22 @@ import (
 func main() {
 	apache := flag.Bool("apache", true, "start Apache httpd")
 	lighttpd := flag.Bool("lighttpd", true, "start lighttpd")
+	ntlm := flag.Bool("ntlm", true, "start the NTLM Apache (mod_auth_gssapi with gss-ntlmssp)")
+	kerberos := flag.Bool("kerberos", true, "start an MIT KDC and the Kerberos (Negotiate) Apache")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("testservers: ")
 
 	var servers []*testserver.Server
+	var kdc *testserver.KDC
 	stopAll := func() {
 		for _, s := range servers {
 			if err := s.Close(); err != nil {
 				log.Printf("stopping %s: %v", s.Name, err)
 			}
+		}
+		if kdc != nil {
+			kdc.Close()
 		}
 	}
 	// Catch signals before starting anything, so nothing is left behind.
@@ -47,6 +55,20 @@ func main() {
 	}{
 		{*apache, "apache", testserver.StartApache},
 		{*lighttpd, "lighttpd", testserver.StartLighttpd},
+		{*ntlm, "apache-ntlm", testserver.StartNTLMApache},
+		{*kerberos, "apache-gssapi", func() (*testserver.Server, error) {
+			k, err := testserver.StartKDC()
+			if err != nil {
+				return nil, err
+			}
+			s, err := testserver.StartGSSAPIApache(k)
+			if err != nil {
+				k.Close()
+				return nil, err
+			}
+			kdc = k
+			return s, nil
+		}},
 	} {
 		if !c.on {
 			continue
@@ -72,8 +94,17 @@ func main() {
 		for _, l := range s.Locations {
 			fmt.Printf("  %-14s realm %-22q %s\n", l.Path, l.Realm, l.Auth)
 		}
-		fmt.Printf("  each location serves index.txt and echo (POST/PUT: sha256 and length of the body)\n")
-		fmt.Printf("  e.g. curl --digest -u '%s:%s' %s%s\n", testserver.User, testserver.Password, s.URL, s.Locations[1].Path+"index.txt")
+		switch s.Name {
+		case "apache-ntlm":
+			fmt.Printf("  e.g. go run ./examples/fetch -ntlm -u '%s\\%s:%s' %s%s%s\n", testserver.NTLMDomain, testserver.User, testserver.Password, s.URL, testserver.PathNTLM, testserver.WhoamiPath)
+		case "apache-gssapi":
+			fmt.Printf("  KDC for realm %s at %s; principal %s, password %q\n", kdc.Realm, kdc.Addr, kdc.Principal, kdc.Password)
+			fmt.Printf("  e.g. export KRB5_CONFIG=%s KRB5CCNAME=FILE:/tmp/anyauth-krb5cc; kinit %s\n", kdc.Config, kdc.Principal)
+			fmt.Printf("       go run ./examples/fetch -negotiate %s%s%s\n", s.URL, testserver.PathNegotiate, testserver.WhoamiPath)
+		default:
+			fmt.Printf("  each location serves index.txt and echo (POST/PUT: sha256 and length of the body)\n")
+			fmt.Printf("  e.g. curl --digest -u '%s:%s' %s%s\n", testserver.User, testserver.Password, s.URL, s.Locations[1].Path+"index.txt")
+		}
 	}
 	fmt.Printf("\nCtrl-C to stop.\n")
 
