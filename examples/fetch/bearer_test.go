@@ -16,7 +16,7 @@ import (
 // fetch -bearer and the -oauth2-* flags against Apache mod_auth_openidc,
 // which validates the JWTs minted here.
 func TestFetchBearerAgainstOpenIDC(t *testing.T) {
-	srv := testserver.StartForTest(t, testserver.StartOpenIDC)
+	srv := sharedOpenIDC(t)
 	url := srv.URL + testserver.PathBearer + "whoami"
 	valid := testserver.MintHS256(map[string]any{"sub": testserver.User, "exp": time.Now().Add(time.Hour).Unix()})
 

@@ -102,16 +102,18 @@ func TestUserScopedToOrigin(t *testing.T) {
 // Apache's Digest location cost one 401 and five 200s; lighttpd's two
 // challenges (SHA-256 and MD5) are answered with SHA-256.
 func TestFetchAgainstRealServers(t *testing.T) {
-	apache := testserver.StartForTest(t, testserver.StartApache)
+	apache := sharedApache(t)
 	var out, errOut bytes.Buffer
-	url := apache.URL + testserver.PathDigest
+	// A query of its own: the Apache is shared with other tests.
+	target := testserver.PathDigest + "index.txt?acceptance"
+	url := apache.URL + target
 	if code := run([]string{"-u", testserver.User + ":" + testserver.Password, "-n", "5", url}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d\n%s", code, errOut.String())
 	}
 	var statuses []int
 	for i := 0; i < 20 && len(statuses) < 6; i++ { // log lines may lag
 		statuses = statuses[:0]
-		for _, h := range apache.Requests(testserver.PathDigest) {
+		for _, h := range apache.Requests(target) {
 			statuses = append(statuses, h.Status)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -120,7 +122,7 @@ func TestFetchAgainstRealServers(t *testing.T) {
 		t.Fatalf("Apache saw %v, want one 401 and five 200s", statuses)
 	}
 
-	lighttpd := testserver.StartForTest(t, testserver.StartLighttpd)
+	lighttpd := sharedLighttpd(t)
 	out.Reset()
 	errOut.Reset()
 	if code := run([]string{"-v", "-u", testserver.User + ":" + testserver.Password, lighttpd.URL + testserver.PathMulti}, &out, &errOut); code != 0 {

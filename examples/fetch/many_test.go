@@ -16,7 +16,7 @@ import (
 
 // fetch with several URLs, -n and -P, against the real Apache.
 func TestFetchManyParallel(t *testing.T) {
-	apache := testserver.StartForTest(t, testserver.StartApache)
+	apache := sharedApache(t)
 	creds := testserver.User + ":" + testserver.Password
 	var out, errOut bytes.Buffer
 	url := apache.URL + testserver.PathDigest
@@ -50,7 +50,7 @@ func TestFetchManyParallel(t *testing.T) {
 // A URL's user info is taken as -u for its origin: net/http would send it
 // as Basic before the Transport could answer Digest.
 func TestFetchURLUserinfo(t *testing.T) {
-	apache := testserver.StartForTest(t, testserver.StartApache)
+	apache := sharedApache(t)
 	withUser := strings.Replace(apache.URL, "http://", "http://"+testserver.User+":"+strings.ReplaceAll(testserver.Password, " ", "%20")+"@", 1)
 	var out, errOut bytes.Buffer
 	if code := run([]string{"-v", withUser + testserver.PathDigest}, &out, &errOut); code != 0 {
@@ -68,7 +68,7 @@ func TestFetchURLUserinfo(t *testing.T) {
 // waits behind Expect: 100-continue for Apache's 401, then goes with the
 // answer.
 func TestFetchPipedBodyOverBuffer(t *testing.T) {
-	apache := testserver.StartForTest(t, testserver.StartApache)
+	apache := sharedApache(t)
 	fifo := filepath.Join(t.TempDir(), "stdin")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Skipf("mkfifo: %v", err)

@@ -13,7 +13,7 @@ import (
 // mod_auth_gssapi, as curl --negotiate -u : is used; then with -u's
 // password instead of a ticket; then with neither, where Basic answers.
 func TestFetchNegotiate(t *testing.T) {
-	kdc, srv := testserver.StartGSSAPIForTest(t)
+	kdc, srv := sharedKerberos(t)
 	t.Setenv("KRB5_CONFIG", kdc.Config)
 	ccache := filepath.Join(t.TempDir(), "krb5cc")
 	if err := kdc.Kinit(ccache); err != nil {

@@ -11,7 +11,7 @@ import (
 // fetch -ntlm against the real NTLM Apache (gss-ntlmssp checks the
 // password), and through Squid's NTLM port.
 func TestFetchNTLM(t *testing.T) {
-	srv := testserver.StartNTLMForTest(t)
+	srv := sharedNTLMApache(t)
 	url := srv.URL + testserver.PathNTLM + testserver.WhoamiPath
 	user := testserver.NTLMDomain + `\` + testserver.User
 	var out, errOut bytes.Buffer
@@ -38,8 +38,8 @@ func TestFetchNTLM(t *testing.T) {
 }
 
 func TestFetchNTLMProxy(t *testing.T) {
-	sq := testserver.StartSquidForTest(t, testserver.SquidOptions{NTLM: true})
-	plain := testserver.StartForTest(t, testserver.StartApache)
+	sq := sharedSquid(t)
+	plain := sharedApache(t)
 	var out, errOut bytes.Buffer
 	args := []string{"-ntlm", "-proxy", sq.URL(testserver.SquidNTLM, nil).String(), "-proxy-user", `WORKGROUP\alice:any`, "-n", "2", plain.URL + "/index.txt"}
 	if code := run(args, &out, &errOut); code != 0 || out.String() != testserver.IndexContent("/") {

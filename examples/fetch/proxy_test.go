@@ -13,9 +13,9 @@ import (
 // fetch -proxy and -proxy-user through the real Squid (Basic and Digest
 // ports), to an http and an https Apache.
 func TestFetchThroughSquid(t *testing.T) {
-	sq := testserver.StartSquidForTest(t, testserver.SquidOptions{})
-	plain := testserver.StartForTest(t, testserver.StartApache)
-	secure := testserver.StartForTest(t, testserver.StartApacheTLS)
+	sq := sharedSquid(t)
+	plain := sharedApache(t)
+	secure := sharedApacheTLS(t)
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(ca, secure.CACertPEM, 0o600); err != nil {
 		t.Fatal(err)
