@@ -64,14 +64,18 @@ func server(t *testing.T, name string, start func() (*testserver.Server, error))
 	return s
 }
 
-func sharedApache(t *testing.T) *testserver.Server { return server(t, "apache", testserver.StartApache) }
+func sharedApache(t *testing.T) *testserver.Server {
+	return server(t, "apache", testserver.StartApache)
+}
 func sharedApacheTLS(t *testing.T) *testserver.Server {
 	return server(t, "apache-tls", testserver.StartApacheTLS)
 }
 func sharedLighttpd(t *testing.T) *testserver.Server {
 	return server(t, "lighttpd", testserver.StartLighttpd)
 }
-func sharedOpenIDC(t *testing.T) *testserver.Server { return server(t, "openidc", testserver.StartOpenIDC) }
+func sharedOpenIDC(t *testing.T) *testserver.Server {
+	return server(t, "openidc", testserver.StartOpenIDC)
+}
 func sharedNTLMApache(t *testing.T) *testserver.Server {
 	return server(t, "apache-ntlm", testserver.StartNTLMApache)
 }
