@@ -30,7 +30,7 @@ func (x *exchange) openConn() error {
 	if err != nil {
 		return err
 	}
-	x.conn, x.connPooled, x.connUsed = c, false, false
+	x.conn, x.connPooled = c, false
 	if x.log.Enabled(x.ctx(), slog.LevelDebug) {
 		x.debug("anyauth: connection opened for a connection-bound handshake", slog.String("url", safeURL(x.req.URL)))
 	}
@@ -49,7 +49,7 @@ func (x *exchange) reuseBound() error {
 		}
 		key := boundKey{space: s.bound.space, identity: x.identity(s, &s.bound.space, true)}
 		if c := x.t.bound.take(key, x.idleAfter()); c != nil {
-			x.conn, x.connPooled, x.connUsed = c, true, false
+			x.conn, x.connPooled = c, true
 			if x.log.Enabled(x.ctx(), slog.LevelDebug) {
 				x.debug("anyauth: reusing a connection authenticated in the space", slog.String("space", s.bound.space.String()))
 			}
@@ -106,7 +106,6 @@ func (x *exchange) send(out *http.Request) (*http.Response, error) {
 	if x.conn == nil {
 		return x.t.route().rt.RoundTrip(out)
 	}
-	x.connUsed = true
 	return x.conn.cc.RoundTrip(out)
 }
 
@@ -114,7 +113,7 @@ func (x *exchange) send(out *http.Request) (*http.Response, error) {
 // from the pool: the server may have closed it meanwhile, so the request
 // goes again without it, once, when its body allows.
 func (x *exchange) retryOnBase(err error) bool {
-	if x.conn == nil || !x.connPooled || x.sent != 1 || ctxErr(x.ctx()) != nil || !x.body.canReplay() {
+	if x.conn == nil || !x.connPooled || x.sent != 1 || x.conn.cc.Err() == nil || ctxErr(x.ctx()) != nil || !x.body.canReplay() {
 		return false
 	}
 	x.debug("anyauth: an idle authenticated connection failed; sending without it", slog.String("error", err.Error()))

@@ -75,7 +75,6 @@ type exchange struct {
 	tunnel     bool       // a CONNECT on a connection of its own (tunnel.go)
 	conn       *boundConn // the owned connection of a connection-bound handshake, nil while requests go through Base
 	connPooled bool       // conn came from the pool of authenticated connections
-	connUsed   bool       // a request was sent on conn
 	restarts   int        // handshakes restarted because their connection closed
 }
 
@@ -127,7 +126,7 @@ func (x *exchange) run() (*http.Response, error) {
 			if x.retryOnBase(err) {
 				continue
 			}
-			if x.conn != nil && ctxErr(x.ctx()) == nil && x.body.canReplay() {
+			if x.conn != nil && x.conn.cc.Err() != nil && ctxErr(x.ctx()) == nil && x.body.canReplay() {
 				// The server closed the connection between two legs.
 				if err := x.connLost(); err != nil {
 					return nil, err
