@@ -54,6 +54,7 @@ fuzz-short:
 	$(GO) test -run='^$$' -fuzz='^FuzzTransport$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run='^$$' -fuzz='^FuzzDigestAuthorize$$' -fuzztime=$(FUZZTIME) ./schemes
 	$(GO) test -run='^$$' -fuzz='^FuzzSanitizeChallenge$$' -fuzztime=$(FUZZTIME) ./ntlm
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeToken$$' -fuzztime=$(FUZZTIME) ./negotiate
 
 # One table of ratios: parsing, cached requests against the bare transport
 # and icholy/digest, allocations added, round trips, a 1 GiB replayed

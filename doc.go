@@ -12,9 +12,13 @@
 //
 // The root package holds the Transport, the challenge grammar, the Selector,
 // the credential providers and the Scheme contract (Scheme, Session, Leg).
-// The schemes themselves live in package schemes (Basic, Digest, Bearer),
-// so that the root imports none of them; package negotiate is reserved for
-// Negotiate, which is not written yet.
+// The schemes themselves live in their own packages, so that the root
+// imports none of them and a program compiles only the ones it uses:
+// schemes (Basic, Digest, Bearer), negotiate (Kerberos on gokrb5) and ntlm
+// (NTLM on go-ntlmssp). NTLM authenticates connections rather than
+// requests (Traits.ConnectionBound): the Transport runs its handshakes on
+// HTTP/1.1 connections it owns and keeps them apart per protection space
+// and identity.
 //
 // # Errors
 //
