@@ -376,3 +376,28 @@ func TestNTLMInsideNegotiateWhenKerberosHasNoTicket(t *testing.T) {
 		t.Errorf("%d round trips, want 3", n)
 	}
 }
+
+// TestNTLMOverHTTPS: the handshake rides an owned TLS connection (ALPN
+// http/1.1) and the authenticated connection is reused.
+func TestNTLMOverHTTPS(t *testing.T) {
+	srv := realServer(t, "apache-ntlm-tls", testserver.StartNTLMApacheTLS)
+	cc := &connCounter{}
+	base := &http.Transport{DialContext: cc.dial, TLSClientConfig: srv.TLSConfig(), ForceAttemptHTTP2: true}
+	tr := &anyauth.Transport{
+		Base:        base,
+		Schemes:     ntlm.Schemes(ntlm.Options{}),
+		Credentials: anyauth.ForOrigin(srv.URL, testserver.NTLMDomain+`\`+testserver.User, testserver.Password),
+	}
+	defer tr.CloseIdleConnections()
+	defer base.CloseIdleConnections()
+	url := srv.URL + testserver.PathNTLM + testserver.WhoamiPath
+	for i := 0; i < 3; i++ {
+		if status, body := whoami(t, tr, cc, "GET", url, nil); status != 200 || remoteUser(body) != testserver.User {
+			t.Fatalf("request %d: %d %q", i+1, status, body)
+		}
+	}
+	t.Logf("3 https requests: %d round trips, %d TCP connections", cc.trips.Load(), cc.dials.Load())
+	if n, d := cc.trips.Load(), cc.dials.Load(); n != 5 || d != 2 {
+		t.Errorf("%d round trips on %d connections, want 5 on 2", n, d)
+	}
+}

@@ -69,7 +69,15 @@ var NTLMLocations = []Location{
 // state lives in the TCP connection: the client must send the three
 // requests on one keep-alive connection. The error wraps ErrNotInstalled
 // when apache2, mod_auth_gssapi or gss-ntlmssp is missing.
-func StartNTLMApache() (*Server, error) {
+func StartNTLMApache() (*Server, error) { return startNTLMApache(false) }
+
+// StartNTLMApacheTLS is StartNTLMApache over https (mod_ssl, HTTP/1.1),
+// with a certificate from a throw-away CA: its URL is
+// https://127.0.0.1:PORT, its Name "apache-ntlm-tls", and CertPool and
+// TLSConfig return what a client needs to trust it.
+func StartNTLMApacheTLS() (*Server, error) { return startNTLMApache(true) }
+
+func startNTLMApache(useTLS bool) (*Server, error) {
 	var mech string
 	if p := os.Getenv("TESTSERVER_GSSNTLMSSP"); p != "" {
 		gssNTLMSSPPaths = []string{p}
@@ -98,9 +106,14 @@ func StartNTLMApache() (*Server, error) {
 			"NETBIOS_DOMAIN_NAME=" + NTLMDomain,
 		}
 	}
-	return startGSSAPIServer("apache-ntlm", NTLMLocations, files, env, ntlmLocationsConf, map[string]any{
+	name := "apache-ntlm"
+	if useTLS {
+		name += "-tls"
+	}
+	return startGSSAPIServer(name, NTLMLocations, files, env, ntlmLocationsConf, map[string]any{
 		"PathNTLM":    PathNTLM,
 		"PathNTLMBig": PathNTLMBig,
+		"TLS":         useTLS,
 	})
 }
 
