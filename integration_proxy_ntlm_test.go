@@ -112,3 +112,34 @@ func TestSquidNTLMConnect(t *testing.T) {
 		t.Errorf("Squid logged %d CONNECTs (%d refused), want 3 (2)", total-before, refused-before407)
 	}
 }
+
+// TestNTLMOriginBehindSquid: the NTLM origin is reached through Squid's
+// Basic port. The owned connection goes to the proxy, which pins its
+// connection to the origin once it sees NTLM, so the handshake holds.
+func TestNTLMOriginBehindSquid(t *testing.T) {
+	sq, origin := realSquid(t), ntlmApache(t)
+	proxy := sq.URL(testserver.SquidBasic, nil)
+	cc := &connCounter{}
+	base := &http.Transport{Proxy: http.ProxyURL(proxy), DialContext: cc.dial}
+	tr := &anyauth.Transport{
+		Base:             base,
+		Schemes:          append(ntlm.Schemes(ntlm.Options{}), schemes.Basic{}),
+		Credentials:      anyauth.ForOrigin(origin.URL, testserver.NTLMDomain+`\`+testserver.User, testserver.Password),
+		ProxyCredentials: anyauth.ForOrigin(proxy.String(), testserver.User, testserver.Password),
+		Logger:           testLogger(t),
+	}
+	defer tr.CloseIdleConnections()
+	defer base.CloseIdleConnections()
+	url := origin.URL + testserver.PathNTLM + testserver.WhoamiPath
+	for i := 0; i < 3; i++ {
+		if status, body := whoami(t, tr, cc, "GET", url, nil); status != 200 || remoteUser(body) != testserver.User {
+			t.Fatalf("request %d: %d %q", i+1, status, body)
+		}
+	}
+	t.Logf("3 requests to an NTLM origin through Squid Basic: %d round trips, %d TCP connections to the proxy", cc.trips.Load(), cc.dials.Load())
+	// 407 (Basic), 401 (NTLM), negotiate, authenticate; then 1 each on
+	// the authenticated connection.
+	if n, d := cc.trips.Load(), cc.dials.Load(); n != 6 || d != 2 {
+		t.Errorf("%d round trips on %d connections, want 6 on 2", n, d)
+	}
+}
