@@ -145,22 +145,6 @@ func connTransport(srv *httptest.Server, creds anyauth.CredentialProvider) *anya
 	return &anyauth.Transport{Base: base, Schemes: []anyauth.Scheme{connScheme{}}, Credentials: creds}
 }
 
-func getBody(t *testing.T, rt http.RoundTripper, method, url, body string) (int, string) {
-	t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, _ := http.NewRequest(method, url, r)
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // TestBoundHandshakeIsHTTP1OverTLS: the server speaks HTTP/2, the Base
 // would too, but a connection-bound handshake needs its own HTTP/1.1
 // connection; the negotiate leg goes without the body.
@@ -169,7 +153,7 @@ func TestBoundHandshakeIsHTTP1OverTLS(t *testing.T) {
 	tr := connTransport(srv, anyauth.ForOrigin(srv.URL, "alice", "pw"))
 	defer tr.CloseIdleConnections()
 	for i := 0; i < 3; i++ {
-		if code, body := getBody(t, tr, "POST", srv.URL+"/x", "payload"); code != 200 || body != "alice" {
+		if code, body := whoami(t, tr, nil, "POST", srv.URL+"/x", []byte("payload")); code != 200 || body != "alice" {
 			t.Fatalf("request %d: %d %q", i, code, body)
 		}
 	}
@@ -190,6 +174,46 @@ func TestBoundHandshakeIsHTTP1OverTLS(t *testing.T) {
 	}
 }
 
+// TestBoundKnownSpaceGoesOnANewOwnedConnection: once the space is known
+// and no authenticated connection is idle, the request goes bare on a new
+// owned connection (HTTP/1.1), not through Base (HTTP/2 here), so that
+// its challenge and the handshake share that connection.
+func TestBoundKnownSpaceGoesOnANewOwnedConnection(t *testing.T) {
+	srv, cs := newConnServer(t, true)
+	tr := connTransport(srv, anyauth.ForOrigin(srv.URL, "alice", "pw"))
+	defer tr.CloseIdleConnections()
+	whoami(t, tr, nil, "GET", srv.URL+"/x", nil)
+	tr.CloseIdleConnections() // the authenticated connection is gone; the space is still known
+	cs.mu.Lock()
+	cs.protos = nil
+	cs.mu.Unlock()
+	if code, body := whoami(t, tr, nil, "GET", srv.URL+"/x", nil); code != 200 || body != "alice" {
+		t.Fatalf("%d %q", code, body)
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if want := "[HTTP/1.1 HTTP/1.1 HTTP/1.1]"; fmt.Sprint(cs.protos) != want {
+		t.Errorf("protocols %v, want %s (bare, negotiate, authenticate on one owned connection)", cs.protos, want)
+	}
+}
+
+// TestBoundHandshakeKeepsAliveWhenBaseDoesNot: a Base with keep-alives
+// off still gets its handshakes: the owned connections keep alive.
+func TestBoundHandshakeKeepsAliveWhenBaseDoesNot(t *testing.T) {
+	srv, cs := newConnServer(t, false)
+	tr := connTransport(srv, anyauth.ForOrigin(srv.URL, "alice", "pw"))
+	tr.Base.(*http.Transport).DisableKeepAlives = true
+	defer tr.CloseIdleConnections()
+	for i := 0; i < 3; i++ {
+		if code, body := whoami(t, tr, nil, "GET", srv.URL+"/x", nil); code != 200 || body != "alice" {
+			t.Fatalf("request %d: %d %q", i+1, code, body)
+		}
+	}
+	if r, n := cs.requests.Load(), cs.connections.Load(); r != 5 || n != 2 {
+		t.Errorf("%d round trips on %d connections, want 5 on 2", r, n)
+	}
+}
+
 // TestBoundHandshakeRestartsWhenTheConnectionCloses: the server closes
 // the connection after its challenge; the handshake starts again on a
 // new one, twice at most.
@@ -198,7 +222,7 @@ func TestBoundHandshakeRestartsWhenTheConnectionCloses(t *testing.T) {
 	tr := connTransport(srv, anyauth.ForOrigin(srv.URL, "alice", "pw"))
 	defer tr.CloseIdleConnections()
 	cs.closeAfter.Store(2)
-	if code, body := getBody(t, tr, "GET", srv.URL+"/x", ""); code != 200 || body != "alice" {
+	if code, body := whoami(t, tr, nil, "GET", srv.URL+"/x", nil); code != 200 || body != "alice" {
 		t.Fatalf("%d %q", code, body)
 	}
 	if r := cs.requests.Load(); r != 1+2+2 {
@@ -219,10 +243,10 @@ func TestBoundConnectionChallengedAgain(t *testing.T) {
 	srv, cs := newConnServer(t, false)
 	tr := connTransport(srv, anyauth.ForOrigin(srv.URL, "alice", "pw"))
 	defer tr.CloseIdleConnections()
-	getBody(t, tr, "GET", srv.URL+"/x", "")
+	whoami(t, tr, nil, "GET", srv.URL+"/x", nil)
 	before := cs.requests.Load()
 	cs.forget.Store(true)
-	if code, body := getBody(t, tr, "GET", srv.URL+"/x", ""); code != 200 || body != "alice" {
+	if code, body := whoami(t, tr, nil, "GET", srv.URL+"/x", nil); code != 200 || body != "alice" {
 		t.Fatalf("%d %q", code, body)
 	}
 	if r := cs.requests.Load() - before; r != 3 {
@@ -240,14 +264,14 @@ func TestBoundConnectionHeldUntilBodyClosed(t *testing.T) {
 	srv, cs := newConnServer(t, false)
 	tr := connTransport(srv, anyauth.ForOrigin(srv.URL, "alice", "pw"))
 	defer tr.CloseIdleConnections()
-	getBody(t, tr, "GET", srv.URL+"/x", "")
+	whoami(t, tr, nil, "GET", srv.URL+"/x", nil)
 	conns := cs.connections.Load()
 	req, _ := http.NewRequest("GET", srv.URL+"/x", nil)
 	open, err := tr.RoundTrip(req) // body left open: its connection is busy
 	if err != nil || open.StatusCode != 200 {
 		t.Fatal(err, open)
 	}
-	if code, _ := getBody(t, tr, "GET", srv.URL+"/x", ""); code != 200 {
+	if code, _ := whoami(t, tr, nil, "GET", srv.URL+"/x", nil); code != 200 {
 		t.Fatal(code)
 	}
 	if n := cs.connections.Load() - conns; n != 1 {
@@ -256,7 +280,7 @@ func TestBoundConnectionHeldUntilBodyClosed(t *testing.T) {
 	open.Body.Close()
 	conns = cs.connections.Load()
 	for i := 0; i < 3; i++ {
-		getBody(t, tr, "GET", srv.URL+"/x", "")
+		whoami(t, tr, nil, "GET", srv.URL+"/x", nil)
 	}
 	if n := cs.connections.Load() - conns; n != 0 {
 		t.Errorf("%d new connections after both were released, want 0", n)

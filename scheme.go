@@ -77,8 +77,10 @@ type Traits struct {
 
 	// NeverPreemptive means a request is answered only after it was
 	// challenged: the Transport does not keep the Session for later
-	// requests (Negotiate and NTLM, whose answers are bound to a request
-	// or a connection).
+	// requests (Negotiate, unless told otherwise, and NTLM, whose answers
+	// are bound to a request or a connection). A space of a
+	// ConnectionBound scheme is remembered all the same, but only to find
+	// the connections it authenticated.
 	NeverPreemptive bool
 
 	// ConnectionBound means the handshake authenticates the connection

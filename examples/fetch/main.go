@@ -15,6 +15,11 @@
 // for https targets on the CONNECT that opens the tunnel; -v shows each
 // CONNECT with its status.
 //
+// -negotiate answers Negotiate with Kerberos, using the ticket kinit left
+// ($KRB5CCNAME, $KRB5_CONFIG) or -u's password, as curl --negotiate does;
+// -ntlm answers NTLM, under its own name and inside Negotiate, with
+// -u 'DOMAIN\user:pass' (and -proxy-user for a proxy).
+//
 // Exit status: 0 when the final status is below 400, 1 when it is 400 or
 // above (a proxy that refuses CONNECT included), 2 on a usage or transport
 // error.

@@ -101,16 +101,8 @@ func startApache(useTLS bool) (*Server, error) {
 	var pki *testPKI
 	if useTLS {
 		// The parent process reads the key before it drops privileges.
-		if pki, err = newTestPKI(); err != nil {
+		if pki, err = writeTestPKI(dir); err != nil {
 			return nil, err
-		}
-		if err := os.Mkdir(filepath.Join(dir, "tls"), 0o700); err != nil {
-			return nil, err
-		}
-		for f, data := range map[string][]byte{"ca.pem": pki.CACertPEM, "cert.pem": pki.CertPEM, "key.pem": pki.KeyPEM} {
-			if err := os.WriteFile(filepath.Join(dir, "tls", f), data, 0o600); err != nil {
-				return nil, err
-			}
 		}
 	}
 	conf := filepath.Join(dir, "httpd.conf")

@@ -69,27 +69,7 @@ var GSSAPILocations = []Location{
 // then TGS-REQs if the password was right), which KDC.ASRequests and
 // TGSRequests count.
 func StartGSSAPIApache(kdc *KDC) (*Server, error) {
-	if kdc == nil || kdc.Keytab == "" {
-		return nil, fmt.Errorf("testserver: StartGSSAPIApache needs a running KDC")
-	}
-	files := map[string]string{
-		"htdigest": HtdigestLine(User, RealmDigest, Password, "MD5", false),
-	}
-	data := map[string]any{
-		"Keytab":             kdc.Keytab,
-		"RealmBasic":         RealmBasic,
-		"RealmDigest":        RealmDigest,
-		"PathNegotiate":      PathNegotiate,
-		"PathNegotiateBasic": PathNegotiateBasic,
-		"PathMulti":          PathMulti,
-	}
-	env := func(string) []string { return []string{"KRB5_CONFIG=" + kdc.Config} }
-	s, err := startGSSAPIServer("apache-gssapi", GSSAPILocations, files, env, gssapiLocationsConf, data)
-	if err != nil {
-		return nil, err
-	}
-	s.URL = strings.Replace(s.URL, "://127.0.0.1:", "://localhost:", 1)
-	return s, nil
+	return startKerberosApache(kdc, "apache-gssapi", false)
 }
 
 // StartGSSAPIApacheTLS starts the GSSAPI Apache of StartGSSAPIApache, with
@@ -100,8 +80,14 @@ func StartGSSAPIApache(kdc *KDC) (*Server, error) {
 // TLSConfig return what a client needs to trust it. The error wraps
 // ErrNotInstalled when mod_ssl is missing too.
 func StartGSSAPIApacheTLS(kdc *KDC) (*Server, error) {
+	return startKerberosApache(kdc, "apache-gssapi-tls", true)
+}
+
+// startKerberosApache starts the GSSAPI Apache of kdc, over https when
+// useTLS, reached as localhost (the SPN is HTTP/localhost).
+func startKerberosApache(kdc *KDC, name string, useTLS bool) (*Server, error) {
 	if kdc == nil || kdc.Keytab == "" {
-		return nil, fmt.Errorf("testserver: StartGSSAPIApacheTLS needs a running KDC")
+		return nil, fmt.Errorf("testserver: %s needs a running KDC", name)
 	}
 	files := map[string]string{
 		"htdigest": HtdigestLine(User, RealmDigest, Password, "MD5", false),
@@ -113,10 +99,10 @@ func StartGSSAPIApacheTLS(kdc *KDC) (*Server, error) {
 		"PathNegotiate":      PathNegotiate,
 		"PathNegotiateBasic": PathNegotiateBasic,
 		"PathMulti":          PathMulti,
+		"TLS":                useTLS,
 	}
 	env := func(string) []string { return []string{"KRB5_CONFIG=" + kdc.Config} }
-	data["TLS"] = true
-	s, err := startGSSAPIServer("apache-gssapi-tls", GSSAPILocations, files, env, gssapiLocationsConf, data)
+	s, err := startGSSAPIServer(name, GSSAPILocations, files, env, gssapiLocationsConf, data)
 	if err != nil {
 		return nil, err
 	}
@@ -209,16 +195,8 @@ func startGSSAPIServer(name string, locations []Location, extra map[string]strin
 	var pki *testPKI
 	if useTLS {
 		// The parent process reads the key before it drops privileges.
-		if pki, err = newTestPKI(); err != nil {
+		if pki, err = writeTestPKI(dir); err != nil {
 			return nil, err
-		}
-		if err := os.Mkdir(filepath.Join(dir, "tls"), 0o700); err != nil {
-			return nil, err
-		}
-		for f, data := range map[string][]byte{"ca.pem": pki.CACertPEM, "cert.pem": pki.CertPEM, "key.pem": pki.KeyPEM} {
-			if err := os.WriteFile(filepath.Join(dir, "tls", f), data, 0o600); err != nil {
-				return nil, err
-			}
 		}
 	}
 	conf := filepath.Join(dir, "httpd.conf")

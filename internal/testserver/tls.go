@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -127,4 +129,22 @@ func (s *Server) TLSConfig() *tls.Config {
 		return nil
 	}
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+}
+
+// writeTestPKI makes a throw-away CA and server certificate, and writes
+// them to dir/tls (ca.pem, cert.pem, key.pem), readable by the owner only.
+func writeTestPKI(dir string) (*testPKI, error) {
+	pki, err := newTestPKI()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(filepath.Join(dir, "tls"), 0o700); err != nil {
+		return nil, err
+	}
+	for f, data := range map[string][]byte{"ca.pem": pki.CACertPEM, "cert.pem": pki.CertPEM, "key.pem": pki.KeyPEM} {
+		if err := os.WriteFile(filepath.Join(dir, "tls", f), data, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return pki, nil
 }
