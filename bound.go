@@ -2,7 +2,6 @@ package anyauth
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"net"
@@ -34,22 +33,6 @@ var errBoundConnLost = errors.New("the connection closed during a connection-bou
 type boundKey struct {
 	space    ProtectionSpace
 	identity identity
-}
-
-// identity names who a request authenticates as in a space: the user
-// name and a digest of the password given for the space; the zero
-// identity for a scheme that uses no password (an ambient Kerberos
-// ticket). The password itself is not kept.
-type identity struct {
-	username string
-	password [sha256.Size]byte
-}
-
-func identityOf(up *UserPassword) identity {
-	if up == nil {
-		return identity{}
-	}
-	return identity{up.Username, sha256.Sum256([]byte(up.Password))}
 }
 
 // boundConn is a connection the Transport owns for a connection-bound

@@ -47,7 +47,9 @@ func (x *exchange) reuseBound() error {
 		if s.bound == nil || x.t.route().owner == nil {
 			continue
 		}
-		key := boundKey{space: s.bound.space, identity: x.identity(s, &s.bound.space, true)}
+		// s.bound is of the request's identity (usePreemptive): the
+		// connection and the session started on it are the request's.
+		key := boundKey{space: s.bound.space, identity: s.bound.who}
 		if c := x.t.bound.take(key, x.idleAfter()); c != nil {
 			x.conn, x.connPooled = c, true
 			if x.log.Enabled(x.ctx(), slog.LevelDebug) {
@@ -78,26 +80,6 @@ func (x *exchange) idleAfter() time.Duration {
 		return o.IdleConnTimeout
 	}
 	return defaultBoundIdleAfter
-}
-
-// identity names who the request authenticates as in space (see
-// identityOf). lookup asks the provider; otherwise only what was already
-// given on this request counts.
-func (x *exchange) identity(s *side, space *ProtectionSpace, lookup bool) identity {
-	if s.memo == nil {
-		s.memo = &requestCredentials{provider: s.credentials}
-	}
-	if up, ok := s.memo.lookup(space); ok {
-		return identityOf(&up)
-	}
-	if !lookup {
-		return identity{}
-	}
-	up, err := s.memo.Credentials(x.ctx(), space)
-	if err != nil {
-		return identity{}
-	}
-	return identityOf(up)
 }
 
 // send makes one round trip: on the owned connection when there is one,
@@ -165,7 +147,7 @@ func (x *exchange) restartBoundLegs() error {
 func (x *exchange) keyConn() {
 	for _, s := range []*side{&x.origin, &x.proxy} {
 		if s.entry != nil && s.entry.traits.ConnectionBound {
-			key := boundKey{space: s.entry.space, identity: x.identity(s, &s.entry.space, false)}
+			key := boundKey{space: s.entry.space, identity: s.entry.who}
 			x.t.bound.authenticated(x.conn, key)
 			return
 		}

@@ -17,7 +17,17 @@ var ErrNoCredentials = errors.New("anyauth: no credentials for this protection s
 // A CredentialProvider looks up the user name and password for a
 // protection space. It returns an error wrapping ErrNoCredentials when it
 // has none. It must be safe for concurrent use and may block (to prompt a
-// user, or to read a secret store) while honouring ctx.
+// user, or to read a secret store) while honouring ctx. The caller treats
+// the returned value as read-only, so a provider may hand out a pointer
+// to credentials it keeps.
+//
+// The Transport asks the provider on every request that meets a space it
+// knows, at most once per realm and request (the answer is remembered for
+// the rest of the request): the answer says who the request is, and only
+// what the Transport learned for that identity is sent preemptively. A
+// provider that answers per request (a CredentialFunc reading the user
+// from ctx) is therefore honoured on every request, not only on the
+// first; it should be cheap, or cache what it looks up.
 type CredentialProvider interface {
 	Credentials(ctx context.Context, space *ProtectionSpace) (*UserPassword, error)
 }
@@ -98,8 +108,7 @@ func (c *OriginCredentials) Credentials(_ context.Context, space *ProtectionSpac
 	if o.URLScheme != space.URLScheme || o.Host != space.Host || o.Port != space.Port {
 		return nil, fmt.Errorf("%w: %s is not %s", ErrNoCredentials, space.Origin(), o.Origin())
 	}
-	up := c.UserPassword
-	return &up, nil
+	return &c.UserPassword, nil
 }
 
 // String describes c with the password redacted.
@@ -229,8 +238,7 @@ func (t CredentialTable) Credentials(_ context.Context, space *ProtectionSpace) 
 	if best < 0 {
 		return nil, fmt.Errorf("%w: no table entry for %s", ErrNoCredentials, space)
 	}
-	up := t[best].UserPassword
-	return &up, nil
+	return &t[best].UserPassword, nil
 }
 
 // String lists the table's hosts and realms with the passwords redacted.
@@ -279,22 +287,35 @@ func (c Chain) Credentials(ctx context.Context, space *ProtectionSpace) (*UserPa
 }
 
 // requestCredentials is the provider a Transport hands to schemes during
-// one request: it remembers which credentials it gave for which space, so
-// that credentials an origin refused on this request are not offered to
-// another realm of the same scheme (a server that answers every answer
-// with a new realm gets the password once, not once per realm). Another
-// scheme may still get them when AllowDowngrade lets it be tried.
+// one request, and the request's record of who it is in each realm:
+//   - it asks the provider once per realm and request, and gives the same
+//     answer to every later question about that realm (the preemptive
+//     lookup, Begin, the identity of a connection), so a CredentialFunc
+//     that prompts prompts once;
+//   - it remembers which credentials an origin refused on this request,
+//     so that they are not offered to another realm of the same scheme (a
+//     server that answers every answer with a new realm gets the password
+//     once, not once per realm). Another scheme may still get them when
+//     AllowDowngrade lets it be tried; after a refusal the provider is
+//     asked again, so a prompt can offer other credentials.
+//
+// It lives inside the request's exchange and allocates nothing for the
+// first two realms it records.
 type requestCredentials struct {
 	provider CredentialProvider
 	given    []givenCredentials
+	givenBuf [2]givenCredentials
 	refused  []refusedCredentials
 }
 
-// givenCredentials are the credentials given for a space (its path
-// aside: a realm's credentials are the same in every directory).
+// givenCredentials is what the provider answered for a space (its path
+// aside: a realm's credentials are the same in every directory): up, or
+// none when it had no credentials.
 type givenCredentials struct {
 	space ProtectionSpace
 	up    UserPassword
+	who   identity // identityOf(up), the zero identity for none
+	none  bool
 }
 
 // sameRealm reports whether a and b are one scheme's realm on one origin
@@ -304,14 +325,31 @@ func sameRealm(a, b *ProtectionSpace) bool {
 		a.URLScheme == b.URLScheme && strings.EqualFold(a.AuthScheme, b.AuthScheme)
 }
 
-// lookup returns what was given for space on this request.
-func (r *requestCredentials) lookup(space *ProtectionSpace) (UserPassword, bool) {
+// recorded returns what the provider answered for space on this request.
+func (r *requestCredentials) recorded(space *ProtectionSpace) *givenCredentials {
 	for i := range r.given {
 		if sameRealm(&r.given[i].space, space) {
-			return r.given[i].up, true
+			return &r.given[i]
 		}
 	}
+	return nil
+}
+
+// lookup returns the credentials given for space on this request.
+func (r *requestCredentials) lookup(space *ProtectionSpace) (UserPassword, bool) {
+	if g := r.recorded(space); g != nil && !g.none {
+		return g.up, true
+	}
 	return UserPassword{}, false
+}
+
+// asked reports whether the provider was asked about space on this
+// request, and who the answer named (the zero identity for none).
+func (r *requestCredentials) asked(space *ProtectionSpace) (identity, bool) {
+	if g := r.recorded(space); g != nil {
+		return g.who, true
+	}
+	return identity{}, false
 }
 
 type refusedCredentials struct {
@@ -319,36 +357,75 @@ type refusedCredentials struct {
 	UserPassword
 }
 
-// Credentials asks the provider, and refuses what was refused before on
+// Credentials answers from what the provider said earlier on this request
+// for space's realm, else asks it; it refuses what was refused before on
 // this request.
 func (r *requestCredentials) Credentials(ctx context.Context, space *ProtectionSpace) (*UserPassword, error) {
-	if r.provider == nil {
-		return nil, ErrNoCredentials
+	g, err := r.ask(ctx, space)
+	if err != nil {
+		return nil, err
 	}
-	up, err := r.provider.Credentials(ctx, space)
-	if err != nil || up == nil {
-		return up, err
+	if r.wasRefused(&g.up, space) {
+		return nil, fmt.Errorf("%w: the credentials for %s were refused by the server earlier in this request", ErrNoCredentials, space)
 	}
+	up := g.up
+	return &up, nil
+}
+
+// ask returns what the provider says for space's realm on this request,
+// asking it when it was not asked yet, or when what it gave was refused
+// (a prompt may offer other credentials). It returns an error wrapping
+// ErrNoCredentials when the provider has none, and the provider's other
+// errors as they are (those are not remembered).
+func (r *requestCredentials) ask(ctx context.Context, space *ProtectionSpace) (*givenCredentials, error) {
+	g := r.recorded(space)
+	if g == nil && r.provider == nil {
+		g = r.record(space, nil, true)
+	}
+	if g == nil || (!g.none && r.wasRefused(&g.up, space)) {
+		up, err := r.provider.Credentials(ctx, space)
+		if err != nil && !errors.Is(err, ErrNoCredentials) {
+			return nil, err
+		}
+		g = r.record(space, up, err != nil || up == nil)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if g.none {
+		return nil, fmt.Errorf("%w: the provider has none for %s", ErrNoCredentials, space)
+	}
+	return g, nil
+}
+
+// record keeps the provider's answer for space's realm.
+func (r *requestCredentials) record(space *ProtectionSpace, up *UserPassword, none bool) *givenCredentials {
+	g := r.recorded(space)
+	if g == nil {
+		if r.given == nil {
+			r.given = r.givenBuf[:0]
+		}
+		r.given = append(r.given, givenCredentials{space: *space})
+		g = &r.given[len(r.given)-1]
+	}
+	g.none, g.up, g.who = none, UserPassword{}, identity{}
+	if !none {
+		g.up, g.who = *up, identityOf(up)
+	}
+	return g
+}
+
+func (r *requestCredentials) wasRefused(up *UserPassword, space *ProtectionSpace) bool {
 	for _, bad := range r.refused {
 		if bad.UserPassword == *up && strings.EqualFold(bad.authScheme, space.AuthScheme) {
-			return nil, fmt.Errorf("%w: the credentials for %s were refused by the server earlier in this request", ErrNoCredentials, space)
+			return true
 		}
 	}
-	for i := range r.given {
-		if sameRealm(&r.given[i].space, space) {
-			r.given[i].up = *up
-			return up, nil
-		}
-	}
-	r.given = append(r.given, givenCredentials{*space, *up})
-	return up, nil
+	return false
 }
 
 // refuse records that the credentials given for space were refused.
 func (r *requestCredentials) refuse(space *ProtectionSpace) {
-	if r == nil {
-		return
-	}
 	if up, ok := r.lookup(space); ok {
 		r.refused = append(r.refused, refusedCredentials{space.AuthScheme, up})
 	}

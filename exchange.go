@@ -16,8 +16,7 @@ import (
 type side struct {
 	proxy           bool
 	challengeHeader string // WWW-Authenticate or Proxy-Authenticate
-	credentials     CredentialProvider
-	disabled        bool // the caller set the answer header itself, or no proxy is known
+	disabled        bool   // the caller set the answer header itself, or no proxy is known
 
 	entry     *cacheEntry // the space being answered, nil for none
 	leg       Leg         // this request's leg of entry's session, nil until started
@@ -26,7 +25,9 @@ type side struct {
 	bound     *cacheEntry // a known connection-bound space of the request, whose connections it may reuse
 	floor     Strength    // no answer weaker than a rejected one
 	answered  []string    // scheme+realm keys answered on this request
-	memo      *requestCredentials
+	// memo asks the side's credential provider, once per realm, and
+	// records who the request is.
+	memo requestCredentials
 }
 
 // askedForRealm reports whether a challenge of the given realm is among
@@ -217,24 +218,43 @@ func describe(s *side) string {
 	return s.entry.space.AuthScheme + " (" + how + ")"
 }
 
-// usePreemptive attaches the cached answer for u, if any.
+// usePreemptive attaches the cached answer for u, if any: of the entries
+// of the request's identity that cover its path, the one with the longest
+// prefix, the strongest among equals.
 func (x *exchange) usePreemptive(s *side, u *url.URL) {
 	if s.disabled || u == nil {
 		return
 	}
 	o := originOf(u)
-	key := cacheKey{s.proxy, o.URLScheme, o.Host, o.Port}
-	if e := x.t.cache.lookup(key, x.req.URL); e != nil {
-		if e.traits.ConnectionBound {
-			// Nothing is sent before a challenge; the request may
-			// ride a connection that was authenticated in the space.
-			if !x.tunnel {
-				s.bound = e
-			}
-			return
-		}
-		s.entry, s.fromCache = e, true
+	list := x.t.cache.list(cacheKey{s.proxy, o.URLScheme, o.Host, o.Port})
+	if len(list) == 0 {
+		return
 	}
+	path := pathForLookup(s.proxy, x.req.URL)
+	var best *cacheEntry
+	bestLen := -1
+	for _, e := range list {
+		n := e.covers(path)
+		if n < 0 || n < bestLen || (n == bestLen && e.strength <= best.strength) {
+			continue
+		}
+		if x.answersFor(s, e) {
+			best, bestLen = e, n
+		}
+	}
+	if best == nil {
+		return
+	}
+	x.t.cache.touch(best)
+	if best.traits.ConnectionBound {
+		// Nothing is sent before a challenge; the request may ride a
+		// connection that was authenticated in the space.
+		if !x.tunnel {
+			s.bound = best
+		}
+		return
+	}
+	s.entry, s.fromCache = best, true
 }
 
 // startLeg starts the request's leg of a preemptive answer. A session
@@ -404,8 +424,11 @@ func (x *exchange) remember(s *side) {
 	if s.entry == nil || s.fromCache || (s.entry.traits.NeverPreemptive && !s.entry.traits.ConnectionBound) {
 		return
 	}
-	x.t.cache.put(s.entry)
 	s.fromCache = true
+	if !x.t.cache.put(s.entry) {
+		x.debug("anyauth: protection space not remembered", slog.String("space", s.entry.space.String()), slog.String("why", "its realm and paths are too long"))
+		return
+	}
 	x.debug("anyauth: protection space remembered", slog.String("space", s.entry.space.String()), slog.Any("paths", s.entry.prefixes))
 }
 
@@ -465,10 +488,7 @@ func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool
 			}
 			continue
 		}
-		if s.memo == nil {
-			s.memo = &requestCredentials{provider: s.credentials}
-		}
-		attempt := &Attempt{Request: out, Space: space, Credentials: s.memo, Logger: x.log, Store: &x.t.store}
+		attempt := &Attempt{Request: out, Space: space, Credentials: &s.memo, Logger: x.log, Store: &x.t.store}
 		if rejected != nil && rejected.space.AuthScheme == space.AuthScheme && rejected.space.Realm == space.Realm {
 			attempt.Rejected = rejected.session
 		}
@@ -491,7 +511,8 @@ func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool
 			}
 			continue
 		}
-		s.entry = &cacheEntry{space: space, prefixes: prefixes, session: session, strength: c.Strength, traits: c.Scheme.Traits()}
+		who, asked := s.memo.asked(&space)
+		s.entry = &cacheEntry{space: space, prefixes: prefixes, session: session, strength: c.Strength, traits: c.Scheme.Traits(), who: who, asked: asked}
 		s.leg, s.applied = leg, 0
 		x.addLeg(leg)
 		s.answered = append(s.answered, answeredKey(space.AuthScheme, space.Realm))
@@ -564,15 +585,19 @@ func (x *exchange) spaceFor(s *side, c Candidate) (ProtectionSpace, []string) {
 		space.Path = "/"
 	} else {
 		space = originOf(x.req.URL)
-		space.Path = directoryOf(pathOf(x.req.URL))
+		space.Path = spaceDirectory(x.req.URL)
 	}
 	space.Proxy = s.proxy
 	space.AuthScheme = c.Scheme.Name()
-	space.Realm = c.Challenge.Realm()
+	// The space outlives the header line: copy what it keeps of it.
+	space.Realm = strings.Clone(c.Challenge.Realm())
 	prefixes := []string{space.Path}
 	if sc, ok := c.Scheme.(Scoper); ok && !s.proxy {
 		if p := sc.Scope(c.Challenge, x.req.URL); len(p) > 0 {
-			prefixes = p
+			prefixes = make([]string, len(p))
+			for i := range p {
+				prefixes[i] = strings.Clone(p[i])
+			}
 		}
 	}
 	return space, prefixes

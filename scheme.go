@@ -15,7 +15,7 @@ type Strength int
 // Base strengths of the standard schemes, in the order .NET and curl
 // prefer them: Negotiate (Kerberos) > Bearer > NTLM > Digest > Basic. A
 // scheme may add up to 99 to its base to rank variants of itself (Digest
-// ranks its algorithms and qop values this way, up to StrengthDigest+72);
+// ranks its algorithms, qop values and userhash this way, up to StrengthDigest+76);
 // a custom scheme picks any value, for example StrengthDigest+50 to rank
 // between Digest SHA-256 and NTLM.
 const (

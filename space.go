@@ -152,6 +152,24 @@ func directoryOf(p string) string {
 	return "/"
 }
 
+// spaceDirectory returns the directory a challenge of a request to u
+// covers: of the directory of its path as sent and of its path as a
+// server that decodes "%2F" sees it, the narrower (the one with more
+// segments). So a challenge of "/a%2Fx" covers "/a/", not "/", and
+// "/a/../b/x" does not get its answer. The decoded directory is written
+// escaped again, as request paths are compared.
+func spaceDirectory(u *url.URL) string {
+	raw := directoryOf(pathOf(u))
+	if u.RawPath == "" {
+		return raw // the path holds no escaped "/": both are one
+	}
+	decoded := directoryOf(removeDotSegments(u.Path))
+	if strings.Count(decoded, "/") <= strings.Count(raw, "/") {
+		return raw
+	}
+	return (&url.URL{Path: decoded}).EscapedPath()
+}
+
 // quoteForLog quotes s for a log line.
 func quoteForLog(s string) string {
 	return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`

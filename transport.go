@@ -228,7 +228,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		log:  t.logger(),
 		origin: side{
 			challengeHeader: "Www-Authenticate",
-			credentials:     t.Credentials,
+			memo:            requestCredentials{provider: t.Credentials},
 			disabled:        req.Header.Get("Authorization") != "",
 		},
 		proxy: side{
@@ -238,7 +238,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	x.proxyURL = t.proxyURL(req)
 	x.proxy.disabled = x.proxyURL == nil || req.Header.Get("Proxy-Authorization") != ""
-	x.proxy.credentials = t.proxyCredentials(x.proxyURL)
+	x.proxy.memo.provider = t.proxyCredentials(x.proxyURL)
 	defer x.end()
 	return x.run()
 }
@@ -269,9 +269,7 @@ func drainAndClose(resp *http.Response) {
 // scheme (NTLM) authenticated, so the next request in each space is
 // challenged again.
 func (t *Transport) Forget() {
-	t.cache.mu.Lock()
-	t.cache.entries = nil
-	t.cache.mu.Unlock()
+	t.cache.reset()
 	t.store.reset()
 	t.bound.closeIdle()
 }
@@ -306,12 +304,7 @@ func (t *Transport) String() string {
 	for i, s := range t.Schemes {
 		names[i] = s.Name()
 	}
-	t.cache.mu.RLock()
-	spaces := 0
-	for _, list := range t.cache.entries {
-		spaces += len(list)
-	}
-	t.cache.mu.RUnlock()
+	spaces := t.cache.size()
 	return fmt.Sprintf("anyauth.Transport{Schemes:%v, known spaces:%d}", names, spaces)
 }
 

@@ -51,7 +51,7 @@ func (t *Transport) connect(ctx context.Context, proxyURL *url.URL, target strin
 		proxy: side{
 			proxy:           true,
 			challengeHeader: "Proxy-Authenticate",
-			credentials:     t.proxyCredentials(proxyURL),
+			memo:            requestCredentials{provider: t.proxyCredentials(proxyURL)},
 		},
 	}
 	x.usePreemptive(&x.proxy, proxyURL)

@@ -29,9 +29,14 @@ type Basic struct{}
 // Name returns "Basic".
 func (Basic) Name() string { return "Basic" }
 
-// Strength returns anyauth.StrengthBasic for every Basic challenge.
-func (Basic) Strength(*anyauth.Challenge) (anyauth.Strength, bool) {
-	return anyauth.StrengthBasic, true
+// Strength returns anyauth.StrengthBasic for a Basic challenge with
+// auth-params, and false for one that carries a token68: RFC 7617's
+// challenge has auth-params only (realm is required), so a token68 means
+// the server sent something else, such as `Basic realm=, charset="UTF-8"`
+// with an empty realm. A challenge without any realm is still answered,
+// as browsers and curl do.
+func (Basic) Strength(c *anyauth.Challenge) (anyauth.Strength, bool) {
+	return anyauth.StrengthBasic, c.Token68 == ""
 }
 
 // Traits reports that a Basic header reveals a reusable secret (the

@@ -2,6 +2,7 @@ package schemes
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -82,7 +83,10 @@ type Digest struct {
 // Strengths of Digest answers, the floors a Selector can be given. A
 // Digest answer ranks StrengthDigest plus 0 for MD5, 30 for SHA-256, 50
 // for SHA-512 and 60 for SHA-512-256, plus 10 for a "-sess" algorithm,
-// plus 2 for qop=auth-int, 1 for qop=auth and 0 without qop.
+// plus 2 for qop=auth-int, 1 for qop=auth and 0 without qop, plus 4 for
+// userhash=true (unless NoUserhash). So after a userhash answer was
+// refused, a challenge without userhash is a downgrade the Transport does
+// not take: the user name does not go in the clear.
 const (
 	// StrengthDigestMD5 is the strength of an MD5 answer without qop.
 	StrengthDigestMD5 = anyauth.StrengthDigest
@@ -102,6 +106,9 @@ const (
 	strengthSess    = 10
 	strengthAuthInt = 2
 	strengthAuth    = 1
+	// strengthUserhash ranks an answer that hides the user name above
+	// one of the same algorithm and qop that shows it.
+	strengthUserhash = 4
 )
 
 // Errors of the Digest scheme. Errors returned by Digest and its Session
@@ -130,8 +137,9 @@ var (
 	ErrUnsupportedQop = errors.New("digest: unsupported qop")
 
 	// ErrBadChallenge means the challenge cannot be answered for another
-	// reason: it is not a Digest challenge, it has no nonce, or it names
-	// a "-sess" algorithm without qop (its A1 needs a cnonce).
+	// reason: it is not a Digest challenge, it has no nonce, it names a
+	// "-sess" algorithm without qop (its A1 needs a cnonce), or its
+	// realm, nonce or opaque is longer than 2048 bytes.
 	ErrBadChallenge = errors.New("digest: malformed challenge")
 )
 
@@ -144,7 +152,7 @@ func (Digest) Name() string { return "Digest" }
 func (Digest) Traits() anyauth.Traits { return anyauth.Traits{} }
 
 // Strength reports how strong an answer to c would be, ranking its
-// algorithm, "-sess" and the qop the Session would pick (see the
+// algorithm, "-sess", the qop the Session would pick and userhash (see the
 // StrengthDigest constants), and false when c is not a Digest challenge
 // Digest can answer: an unknown algorithm, a qop list without auth or
 // auth-int, a "-sess" algorithm without qop, a token68 form, or no
@@ -184,6 +192,7 @@ func (d Digest) Begin(ctx context.Context, c *anyauth.Challenge, a *anyauth.Atte
 	if up == nil {
 		return nil, fmt.Errorf("digest: %w: the provider returned none", anyauth.ErrNoCredentials)
 	}
+	ch = ch.detached()
 	logger := a.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -210,41 +219,68 @@ func (d Digest) Begin(ctx context.Context, c *anyauth.Challenge, a *anyauth.Atte
 	var nc *counter
 	if prev, ok := a.Rejected.(*digestSession); ok {
 		if shared := prev.counterForOpaque(ch); shared != nil {
-			nc = s.counterOr(ch.nonce, shared)
+			nc = s.counterOr(ch, shared)
 		}
 	}
 	if nc == nil {
-		nc = s.counterLocked(ch.nonce)
+		nc = s.counterLocked(ch)
 	}
 	s.state.Store(s.newState(ch, nc, nil))
 	if a.Rejected == nil {
 		// Requests challenged at the same time share one session, each
 		// bringing a lane, instead of leaving one session each.
-		if joined := s.join(ch); joined != nil {
+		if joined := s.join(ch, a.Space.Path); joined != nil {
 			return joined, nil
 		}
 	}
 	return s, nil
 }
 
-// sessionKey finds the live session of a space in the Transport's Store.
+// sessionKey finds the live session of a challenge in the Transport's
+// Store: sum is a SHA-256 digest of everything that must agree for two
+// challenges to share a session (see sessionSum), so that the key stays
+// small however long the values are.
 type sessionKey struct {
-	origin, realm, username string
-	cfg                     Digest
+	sum [sha256.Size]byte
+	cfg Digest
+}
+
+// sessionSum digests what a session is made for: the server, the
+// directory that challenged, the realm, the credentials, and the
+// challenge's algorithm, qop offer and userhash. Sessions differing in any
+// of these never share a lane; lanes of one session may differ only in
+// the nonce and opaque that the same directory handed out.
+func (s *digestSession) sessionSum(ch *digestChallenge, dir string) [sha256.Size]byte {
+	h := sha256.New()
+	for _, v := range []string{s.origin, dir, ch.realm, s.username, s.password, ch.algName} {
+		io.WriteString(h, v)
+		h.Write([]byte{0})
+	}
+	h.Write([]byte{boolByte(ch.qopAuth), boolByte(ch.qopAuthInt), boolByte(ch.userhash)})
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // join adds ch as a lane of the session the Transport already has for the
-// same space and credentials, and returns that session. It returns nil
-// (and registers s, when there is none) when there is none or it cannot
-// take ch: another password, a challenge that would weaken it, or
-// maxLanes reached.
-func (s *digestSession) join(ch *digestChallenge) *digestSession {
+// same directory, credentials and challenge (see sessionSum), and returns
+// that session. It returns nil (and registers s, when there is none) when
+// there is none or it cannot take ch: a challenge that would weaken it,
+// or maxLanes reached.
+func (s *digestSession) join(ch *digestChallenge, dir string) *digestSession {
 	if s.cfg.Rand != nil {
 		return nil // a Digest with its own Rand is not a comparable key
 	}
-	key := sessionKey{s.origin, ch.realm, s.username, s.cfg}
+	key := sessionKey{s.sessionSum(ch, dir), s.cfg}
 	old := s.store.Get(key, func() any { return s }).(*digestSession)
-	if old == s || old.password != s.password || old.weakenedBy(ch) != "" {
+	if old == s || old.weakenedBy(ch) != "" {
 		return nil
 	}
 	if !old.addLane(ch) {

@@ -28,6 +28,24 @@ type digestChallenge struct {
 // hasQop reports whether the challenge offered a qop the answer must use.
 func (c *digestChallenge) hasQop() bool { return c.qopAuth || c.qopAuthInt }
 
+// maxDigestValue bounds the realm, nonce and opaque of a challenge that
+// Digest answers. Real servers send a few dozen bytes; a session keeps
+// these values for as long as its space is cached, so a server must not
+// be able to make it keep megabytes.
+const maxDigestValue = 2048
+
+// detached returns a copy of c whose strings no longer point into the
+// header line they were parsed from, so that keeping the challenge does
+// not keep the whole line (which may be large) alive.
+func (c *digestChallenge) detached() *digestChallenge {
+	d := *c
+	d.realm = strings.Clone(c.realm)
+	d.nonce = strings.Clone(c.nonce)
+	d.opaque = strings.Clone(c.opaque)
+	d.algName = strings.Clone(c.algName)
+	return &d
+}
+
 // parseDigestChallenge validates c as a Digest challenge Digest can
 // answer.
 func parseDigestChallenge(c *anyauth.Challenge) (*digestChallenge, error) {
@@ -40,6 +58,9 @@ func parseDigestChallenge(c *anyauth.Challenge) (*digestChallenge, error) {
 		return nil, fmt.Errorf("%w: no nonce", ErrBadChallenge)
 	}
 	ch.opaque, ch.hasOpaque = c.Lookup("opaque")
+	if len(ch.realm) > maxDigestValue || len(ch.nonce) > maxDigestValue || len(ch.opaque) > maxDigestValue {
+		return nil, fmt.Errorf("%w: realm, nonce or opaque longer than %d bytes", ErrBadChallenge, maxDigestValue)
+	}
 	ch.algName = c.Param("algorithm")
 	if ch.alg, ok = lookupAlgorithm(ch.algName); !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnsupportedAlgorithm, truncateForError(ch.algName))

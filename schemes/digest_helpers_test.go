@@ -121,6 +121,7 @@ var shimLegs sync.Map
 func (s *digestSession) Authorize(req *http.Request) (string, error) {
 	l := &digestLeg{s: s, lane: &s.digestLane}
 	h, err := l.header(req)
+	l.unhold() // the shim has no round trip to wait for
 	if err == nil {
 		shimLegs.Store(h, l)
 	}

@@ -30,6 +30,9 @@ type digestLeg struct {
 	// the leg waits for the 401 that opens a lane of its own.
 	lane  *digestLane
 	ended bool
+	// held is the nonce counter whose nonce this leg answers with while
+	// its round trip is out (see counter.hold), nil when none.
+	held *counter
 	// st is the state the last Apply signed with, nil before the first.
 	st *digestState
 	// What the last Apply sent besides st: the signed request-target, the
@@ -91,6 +94,9 @@ func (l *digestLeg) header(req *http.Request) (string, error) {
 		return "", fmt.Errorf("%w (%s %s)", ErrBodyNotReadable, in.method, req.URL.EscapedPath())
 	}
 	if in.qop != "" {
+		if err := l.hold(req.Context(), st.nc); err != nil {
+			return "", err
+		}
 		n := st.nc.n.Add(1)
 		if n > maxNC {
 			return "", fmt.Errorf("digest: nonce count exhausted for the nonce of %s", s.space)
@@ -124,6 +130,7 @@ func (l *digestLeg) header(req *http.Request) (string, error) {
 // A leg that was sent without an answer (every lane was busy) opens a
 // lane with c's nonce, stale or not, under the same conditions.
 func (l *digestLeg) Continue(_ context.Context, _ *http.Response, c *anyauth.Challenge) (bool, error) {
+	l.unhold()
 	if l.lane == nil {
 		ch, ok := l.s.acceptable(c, false)
 		if !ok {
@@ -143,8 +150,31 @@ func (l *digestLeg) End() {
 		return
 	}
 	l.ended = true
+	l.unhold()
 	if l.lane != nil {
 		l.s.release(l.lane)
+	}
+}
+
+// hold takes the nonce of c for this leg's round trip, letting go of the
+// one it held before.
+func (l *digestLeg) hold(ctx context.Context, c *counter) error {
+	if l.held == c {
+		return nil
+	}
+	l.unhold()
+	if err := c.hold(ctx); err != nil {
+		return err
+	}
+	l.held = c
+	return nil
+}
+
+// unhold lets the next request answer with the nonce this leg held.
+func (l *digestLeg) unhold() {
+	if l.held != nil {
+		l.held.unhold()
+		l.held = nil
 	}
 }
 
@@ -171,6 +201,7 @@ func (s *digestSession) acceptable(c *anyauth.Challenge, stale bool) (*digestCha
 	if err != nil || (stale && !ch.stale) {
 		return nil, false
 	}
+	ch = ch.detached()
 	if why := s.weakenedBy(ch); why != "" {
 		s.logger.Warn("digest: refusing a challenge that weakens the session", "space", s.space, "why", why)
 		return nil, false
@@ -205,6 +236,9 @@ func (d Digest) offeredStrength(ch *digestChallenge) anyauth.Strength {
 	case ch.qopAuth:
 		s += strengthAuth
 	}
+	if ch.userhash && !d.NoUserhash {
+		s += strengthUserhash
+	}
 	return s
 }
 
@@ -216,6 +250,7 @@ func (d Digest) offeredStrength(ch *digestChallenge) anyauth.Strength {
 // never reads the body.
 func (l *digestLeg) Finish(resp *http.Response) error {
 	s := l.s
+	l.unhold()
 	if resp == nil || l.st == nil {
 		return nil
 	}
@@ -246,13 +281,13 @@ func (l *digestLeg) Finish(resp *http.Response) error {
 			return nil // a forged response's nextnonce is not adopted
 		}
 	}
-	if next := info.Param("nextnonce"); next != "" && l.lane != nil {
+	if next := info.Param("nextnonce"); next != "" && len(next) <= maxDigestValue && l.lane != nil {
 		cur := l.lane.state.Load()
 		// Adopt a successor of the nonce in use only: a late response to
 		// an older nonce must not pull the lane back.
 		if next != cur.ch.nonce && l.st.ch.nonce == cur.ch.nonce {
 			ch := *cur.ch
-			ch.nonce, ch.stale = next, false
+			ch.nonce, ch.stale = strings.Clone(next), false
 			s.adoptIf(l.lane, cur, &ch)
 		}
 	}

@@ -1,7 +1,9 @@
 package schemes
 
 import (
+	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -18,9 +20,36 @@ import (
 // Transport keeps, its nonce and nonce count, and what it does with a
 // stale challenge and with Authentication-Info.
 
-// counter is the nonce count (nc) of one nonce. It is shared by every
-// state that uses the nonce, so a count is never sent twice for it.
-type counter struct{ n atomic.Uint64 }
+// counter is the nonce count (nc) of one nonce (and opaque). It is shared
+// by every state that uses the nonce, so a count is never sent twice for
+// it, and it lets one request at a time answer with the nonce: a server
+// that hands every client the same nonce and wants its nc to rise then
+// receives the counts in order, whichever lanes and sessions hold it.
+type counter struct {
+	n   atomic.Uint64
+	sem chan struct{} // holds a token while a request answers with the nonce
+}
+
+func newCounter() *counter { return &counter{sem: make(chan struct{}, 1)} }
+
+// hold waits, within ctx, until no other request answers with the nonce,
+// and takes it.
+func (c *counter) hold(ctx context.Context) error {
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("digest: waiting for another request that answers with the same nonce: %w", ctx.Err())
+	}
+}
+
+// unhold lets the next request answer with the nonce.
+func (c *counter) unhold() { <-c.sem }
 
 // maxNC is the largest nonce count that fits the 8 hex digits of nc.
 const maxNC = 0xffffffff
@@ -55,10 +84,27 @@ func (st *digestState) algorithmName() string {
 }
 
 // nonceKey keys the nonce counters in the Transport's anyauth.Store: the
-// server's origin (or proxy) and the nonce. A server may hand one nonce
-// to several clients that challenge at once (RFC 7616 allows it); their
-// sessions then share its count, so no nc is sent twice for it.
-type nonceKey struct{ origin, nonce string }
+// server's origin (or proxy), and a digest of the nonce and opaque. A
+// server may hand one nonce to several clients that challenge at once
+// (RFC 7616 allows it); their sessions then share its count, so no nc is
+// sent twice for it. A new opaque starts a new count even for the same
+// nonce: Ruby's WEBrick keeps one client record per opaque and wants a
+// new record's first nc to be 1, and RFC 7616 allows any nc not used
+// before.
+type nonceKey struct {
+	origin string
+	sum    [sha256.Size]byte
+}
+
+func nonceKeyOf(origin string, ch *digestChallenge) nonceKey {
+	h := sha256.New()
+	io.WriteString(h, ch.nonce)
+	h.Write([]byte{0, boolByte(ch.hasOpaque)})
+	io.WriteString(h, ch.opaque)
+	k := nonceKey{origin: origin}
+	h.Sum(k.sum[:0])
+	return k
+}
 
 // digestSession is the anyauth.Session of Digest. It is safe for
 // concurrent use.
@@ -168,7 +214,7 @@ func (s *digestSession) adopt(l *digestLane, ch *digestChallenge) {
 // adoptLocked is adopt with s.mu held.
 func (s *digestSession) adoptLocked(l *digestLane, ch *digestChallenge) {
 	old := l.state.Load()
-	l.state.Store(s.newState(ch, s.counterLocked(ch.nonce), old))
+	l.state.Store(s.newState(ch, s.counterLocked(ch), old))
 }
 
 // acquire returns a lane for one request, marked busy, or nil when every
@@ -220,23 +266,23 @@ func (s *digestSession) openLane(ch *digestChallenge) *digestLane {
 		return nil
 	}
 	l := &digestLane{busy: true}
-	l.state.Store(s.newState(ch, s.counterLocked(ch.nonce), s.state.Load()))
+	l.state.Store(s.newState(ch, s.counterLocked(ch), s.state.Load()))
 	s.extra = append(s.extra, l)
 	return l
 }
 
-// counterLocked returns the counter of nonce, shared with every session
-// of the Transport that uses the same nonce of the same server.
-func (s *digestSession) counterLocked(nonce string) *counter {
-	return s.counterOr(nonce, nil)
+// counterLocked returns the counter of ch's nonce and opaque, shared with
+// every session of the Transport that uses them on the same server.
+func (s *digestSession) counterLocked(ch *digestChallenge) *counter {
+	return s.counterOr(ch, nil)
 }
 
-// counterOr returns the counter of nonce, making it c (or a new one) when
-// there is none yet.
-func (s *digestSession) counterOr(nonce string, c *counter) *counter {
-	return s.store.Get(nonceKey{s.origin, nonce}, func() any {
+// counterOr returns the counter of ch's nonce and opaque, making it c (or
+// a new one) when there is none yet.
+func (s *digestSession) counterOr(ch *digestChallenge, c *counter) *counter {
+	return s.store.Get(nonceKeyOf(s.origin, ch), func() any {
 		if c == nil {
-			c = &counter{}
+			c = newCounter()
 		}
 		return c
 	}).(*counter)

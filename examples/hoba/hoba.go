@@ -111,9 +111,9 @@ const (
 	AlgEd25519 = "99"
 )
 
-// Strength is the strength of every HOBA answer: StrengthDigest+75,
-// above every Digest answer (Digest tops out at StrengthDigest+72,
-// SHA-512-256-sess with auth-int) and below NTLM, Bearer and Negotiate.
+// Strength is the strength of every HOBA answer: StrengthDigest+78,
+// above every Digest answer (Digest tops out at StrengthDigest+76,
+// SHA-512-256-sess with auth-int and userhash) and below NTLM, Bearer and Negotiate.
 //
 // Above Digest, because a HOBA answer holds no password and nothing
 // derived from one: an eavesdropper cannot guess a password offline from
@@ -126,7 +126,7 @@ const (
 // it its main way in: HOBA does not jump ahead of it. (StrengthDigest+50,
 // a round number, would tie with Digest SHA-512 and rank below
 // SHA-512-256 and the -sess variants.)
-const Strength = anyauth.StrengthDigest + 75
+const Strength = anyauth.StrengthDigest + 78
 
 // RegisterPath is where a client registers its key (RFC 7486 §6.1.1).
 const RegisterPath = "/.well-known/hoba/register"

@@ -443,7 +443,7 @@ func TestStrength(t *testing.T) {
 			t.Errorf("%s: %d, %v; want %v", h, st, got, ok)
 		}
 	}
-	if Strength <= anyauth.StrengthDigest+72 || Strength >= anyauth.StrengthNTLM {
+	if Strength <= anyauth.StrengthDigest+76 || Strength >= anyauth.StrengthNTLM {
 		t.Errorf("Strength %d is not between Digest's strongest and NTLM", Strength)
 	}
 }
