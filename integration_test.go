@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -441,5 +442,39 @@ func TestFloorAgainstRealServers(t *testing.T) {
 		if c.want == 401 && len(rec.sent()) != 1 {
 			t.Errorf("%s: %d round trips, want 1 (nothing answered below the floor)", c.url, len(rec.sent()))
 		}
+	}
+}
+
+// lighttpd: one realm over directories with different algorithms (/shared-md5/
+// beside /shared-sha256/, and beside /shared-sha512-256/). Each directory's
+// challenge gets a session of its own: alternating between them, 20
+// requests all succeed in 22 round trips (one 401 per directory), and no
+// answer carries the other directory's nonce or algorithm.
+func TestLighttpdOneRealmTwoAlgorithms(t *testing.T) {
+	s := lighttpd(t)
+	for _, other := range []string{testserver.PathSharedSHA256, testserver.PathSharedSHA512_256} {
+		t.Run(strings.Trim(other, "/"), func(t *testing.T) {
+			tr, rec := newRecordingTransport(s.URL, testserver.User, testserver.Password)
+			dirs := []string{testserver.PathSharedMD5, other}
+			checks := []func(int, int){expectHits(t, s, dirs[0]), expectHits(t, s, dirs[1])}
+			for i := range 20 {
+				dir := dirs[i%2]
+				if body := mustGet(t, tr, s.URL+dir+"index.txt", 200); body != testserver.IndexContent(dir) {
+					t.Fatalf("request %d to %s: body %q", i, dir, body)
+				}
+			}
+			alg := map[string]string{testserver.PathSharedMD5: "Digest MD5", testserver.PathSharedSHA256: "Digest SHA-256", testserver.PathSharedSHA512_256: "Digest SHA-512-256"}
+			// One 401 per directory, then every answer preemptive, each
+			// with its own directory's algorithm.
+			want := []string{"", alg[dirs[0]], "", alg[dirs[1]]}
+			for i := 2; i < 20; i++ {
+				want = append(want, alg[dirs[i%2]])
+			}
+			if got := rec.sent(); !slices.Equal(got, want) {
+				t.Errorf("answers sent %q, want %q", got, want)
+			}
+			checks[0](11, 1)
+			checks[1](11, 1)
+		})
 	}
 }

@@ -42,6 +42,9 @@ var LighttpdLocations = []Location{
 	{PathSHA512_256, RealmSHA512_256, "Digest SHA-512-256 qop=auth charset=UTF-8"},
 	{PathMulti, RealmMulti, "two Digest lines: SHA-256 then MD5, each with its own nonce"},
 	{PathUserhash, RealmUserhash, "Digest SHA-256 userhash=true (htdigest backend with userhash column)"},
+	{PathSharedMD5, RealmShared, "Digest MD5, the realm shared with the next two"},
+	{PathSharedSHA256, RealmShared, "Digest SHA-256, the realm shared with /shared-md5/"},
+	{PathSharedSHA512_256, RealmShared, "Digest SHA-512-256, the realm shared with /shared-md5/"},
 }
 
 // StartLighttpd starts Debian's lighttpd (lighttpd -D; from PATH or
@@ -137,23 +140,27 @@ func StartLighttpd() (*Server, error) {
 		config: func(port int) error {
 			var b strings.Builder
 			err := lighttpdConf.Execute(&b, map[string]any{
-				"Dir":             dir,
-				"ModDir":          modDir,
-				"Port":            port,
-				"RunAs":           as,
-				"AccessLogger":    "exec " + cat + " >>" + accessLog,
-				"RealmBasic":      RealmBasic,
-				"RealmMD5":        RealmMD5,
-				"RealmSHA256":     RealmSHA256,
-				"RealmSHA512_256": RealmSHA512_256,
-				"RealmMulti":      RealmMulti,
-				"RealmUserhash":   RealmUserhash,
-				"PathBasic":       PathBasic,
-				"PathMD5":         PathMD5,
-				"PathSHA256":      PathSHA256,
-				"PathSHA512_256":  PathSHA512_256,
-				"PathMulti":       PathMulti,
-				"PathUserhash":    PathUserhash,
+				"Dir":                  dir,
+				"ModDir":               modDir,
+				"Port":                 port,
+				"RunAs":                as,
+				"AccessLogger":         "exec " + cat + " >>" + accessLog,
+				"RealmBasic":           RealmBasic,
+				"RealmMD5":             RealmMD5,
+				"RealmSHA256":          RealmSHA256,
+				"RealmSHA512_256":      RealmSHA512_256,
+				"RealmMulti":           RealmMulti,
+				"RealmUserhash":        RealmUserhash,
+				"PathBasic":            PathBasic,
+				"PathMD5":              PathMD5,
+				"PathSHA256":           PathSHA256,
+				"PathSHA512_256":       PathSHA512_256,
+				"PathMulti":            PathMulti,
+				"PathUserhash":         PathUserhash,
+				"RealmShared":          RealmShared,
+				"PathSharedMD5":        PathSharedMD5,
+				"PathSharedSHA256":     PathSharedSHA256,
+				"PathSharedSHA512_256": PathSharedSHA512_256,
 			})
 			if err != nil {
 				return err
@@ -206,5 +213,8 @@ auth.require = (
   "{{.PathSHA512_256}}" => ( "method" => "digest", "realm" => "{{.RealmSHA512_256}}", "require" => "valid-user", "algorithm" => "SHA-512-256" ),
   "{{.PathMulti}}" => ( "method" => "digest", "realm" => "{{.RealmMulti}}", "require" => "valid-user", "algorithm" => "SHA-256|MD5" ),
   "{{.PathUserhash}}" => ( "method" => "digest", "realm" => "{{.RealmUserhash}}", "require" => "valid-user", "algorithm" => "SHA-256", "userhash" => "enable" ),
+  "{{.PathSharedMD5}}" => ( "method" => "digest", "realm" => "{{.RealmShared}}", "require" => "valid-user", "algorithm" => "MD5" ),
+  "{{.PathSharedSHA256}}" => ( "method" => "digest", "realm" => "{{.RealmShared}}", "require" => "valid-user", "algorithm" => "SHA-256" ),
+  "{{.PathSharedSHA512_256}}" => ( "method" => "digest", "realm" => "{{.RealmShared}}", "require" => "valid-user", "algorithm" => "SHA-512-256" ),
 )
 `))

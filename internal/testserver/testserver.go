@@ -82,6 +82,10 @@ const (
 	// RealmUserhash is the realm of lighttpd's /userhash/ (Digest SHA-256,
 	// userhash=true).
 	RealmUserhash = "anyauth userhash"
+	// RealmShared is the one realm of lighttpd's /shared-md5/,
+	// /shared-sha256/ and /shared-sha512-256/: one realm, three
+	// directories, each with its own algorithm.
+	RealmShared = "anyauth shared"
 )
 
 // Protected path prefixes. Each serves index.txt and echo.
@@ -107,6 +111,13 @@ const (
 	// PathUserhash is lighttpd Digest SHA-256 with userhash=true (realm
 	// RealmUserhash).
 	PathUserhash = "/userhash/"
+	// PathSharedMD5 is lighttpd Digest MD5 in realm RealmShared.
+	PathSharedMD5 = "/shared-md5/"
+	// PathSharedSHA256 is lighttpd Digest SHA-256 in realm RealmShared.
+	PathSharedSHA256 = "/shared-sha256/"
+	// PathSharedSHA512_256 is lighttpd Digest SHA-512-256 in realm
+	// RealmShared.
+	PathSharedSHA512_256 = "/shared-sha512-256/"
 )
 
 // StaleNonceLifetime is the AuthDigestNonceLifetime of Apache's
