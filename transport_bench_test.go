@@ -1,6 +1,7 @@
 package anyauth_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -88,7 +89,15 @@ func benchGet(b *testing.B, rt http.RoundTripper, url string) {
 // 200. It is benchGet for goroutines other than the benchmark's own,
 // which must not call b.Fatal.
 func get1(rt http.RoundTripper, url string) error {
-	req, _ := http.NewRequest("GET", url, nil)
+	return get1ctx(context.Background(), rt, url)
+}
+
+// benchUserKey is the context key of the user a benchmark request is for.
+type benchUserKey struct{}
+
+// get1ctx is get1 with the request's context.
+func get1ctx(ctx context.Context, rt http.RoundTripper, url string) error {
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		return err
@@ -220,9 +229,11 @@ func BenchmarkCachedInMemory(b *testing.B) {
 
 // BenchmarkRoundTrips counts the requests the server sees, from a cold
 // Transport, for 100 sequential requests to one path, for 100 spread
-// over three directories of one realm, and for 64 goroutines started
-// together sending 10 each. It reports round trips per request; the
-// ideal is N+1, N+3 and N+64 round trips. Run with -benchtime=1x.
+// over three directories of one realm, for 64 goroutines started
+// together sending 10 each, and for 100 sequential requests of two users
+// in turn (a CredentialFunc reading the context). It reports round trips
+// per request; the ideal is N+1, N+3, N+64 and N+2 round trips. Run with
+// -benchtime=1x.
 func BenchmarkRoundTrips(b *testing.B) {
 	for _, sc := range []struct {
 		name, challenge string
@@ -232,12 +243,23 @@ func BenchmarkRoundTrips(b *testing.B) {
 		{"basic", `Basic realm="bench"`, schemes.Basic{}},
 	} {
 		srv := newBenchServer(sc.challenge)
-		pattern := func(name string, goroutines, each int, path func(g, i int) string) {
+		// The user of request i of goroutine g: alice, or, for the
+		// "2ids" pattern, alice and bob in turn, told by the request's
+		// context to a CredentialFunc.
+		alice := anyauth.ForOrigin(srv.URL, "alice", "s3cret")
+		bob := anyauth.ForOrigin(srv.URL, "bob", "b0b")
+		perRequest := anyauth.CredentialFunc(func(ctx context.Context, space *anyauth.ProtectionSpace) (*anyauth.UserPassword, error) {
+			if ctx.Value(benchUserKey{}) == "bob" {
+				return bob.Credentials(ctx, space)
+			}
+			return alice.Credentials(ctx, space)
+		})
+		pattern := func(name string, goroutines, each int, path func(g, i int) string, user func(i int) string) {
 			b.Run(sc.name+"/"+name, func(b *testing.B) {
 				var trips, reqs int64
 				for b.Loop() {
 					base := &http.Transport{MaxIdleConnsPerHost: goroutines}
-					tr := &anyauth.Transport{Base: base, Schemes: []anyauth.Scheme{sc.scheme}, Credentials: anyauth.ForOrigin(srv.URL, "alice", "s3cret")}
+					tr := &anyauth.Transport{Base: base, Schemes: []anyauth.Scheme{sc.scheme}, Credentials: perRequest}
 					srv.reset()
 					start := make(chan struct{})
 					var wg sync.WaitGroup
@@ -245,7 +267,8 @@ func BenchmarkRoundTrips(b *testing.B) {
 						wg.Go(func() {
 							<-start
 							for i := range each {
-								if err := get1(tr, srv.URL+path(g, i)); err != nil {
+								ctx := context.WithValue(context.Background(), benchUserKey{}, user(i))
+								if err := get1ctx(ctx, tr, srv.URL+path(g, i)); err != nil {
 									b.Error(err)
 									return
 								}
@@ -263,9 +286,11 @@ func BenchmarkRoundTrips(b *testing.B) {
 				b.ReportMetric(float64(trips)/float64(reqs), "roundtrips/req")
 			})
 		}
-		pattern("sequential", 1, 100, func(int, int) string { return "/a/b" })
-		pattern("3dirs", 1, 100, func(_, i int) string { return []string{"/a/x", "/b/x", "/c/x"}[i%3] })
-		pattern("64x10", 64, 10, func(int, int) string { return "/a/b" })
+		onlyAlice := func(int) string { return "alice" }
+		pattern("sequential", 1, 100, func(int, int) string { return "/a/b" }, onlyAlice)
+		pattern("3dirs", 1, 100, func(_, i int) string { return []string{"/a/x", "/b/x", "/c/x"}[i%3] }, onlyAlice)
+		pattern("64x10", 64, 10, func(int, int) string { return "/a/b" }, onlyAlice)
+		pattern("2ids", 1, 100, func(int, int) string { return "/a/b" }, func(i int) string { return []string{"alice", "bob"}[i%2] })
 		srv.Close()
 	}
 }

@@ -333,6 +333,7 @@ func printTable(contention mutexSummary) {
 		{"sequential", "round trips: 100 GETs in a row", "ideal N+1 = 101"},
 		{"3dirs", "round trips: 100 GETs, 3 dirs", "ideal N+3 = 103"},
 		{"64x10", "round trips: 64 cold goroutines x10", "ideal N+64 = 704"},
+		{"2ids", "round trips: 100 GETs, 2 users in turn", "ideal N+2 = 102"},
 	} {
 		d, b := rt("digest/"+c.name), rt("basic/"+c.name)
 		row(c.label, fmt.Sprintf("Digest %s, Basic %s", num(med(d, "roundtrips")), num(med(b, "roundtrips"))),

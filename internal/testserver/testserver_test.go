@@ -329,6 +329,10 @@ func TestLighttpd(t *testing.T) {
 		PathSHA512_256: {"Digest SHA-512-256 " + RealmSHA512_256},
 		PathMulti:      {"Digest SHA-256 " + RealmMulti, "Digest MD5 " + RealmMulti},
 		PathUserhash:   {"Digest SHA-256 " + RealmUserhash},
+		// One realm over three directories, each with its own algorithm.
+		PathSharedMD5:        {"Digest MD5 " + RealmShared},
+		PathSharedSHA256:     {"Digest SHA-256 " + RealmShared},
+		PathSharedSHA512_256: {"Digest SHA-512-256 " + RealmShared},
 	}
 	for _, loc := range s.Locations {
 		var got []string
