@@ -303,6 +303,7 @@ func (c Chain) Credentials(ctx context.Context, space *ProtectionSpace) (*UserPa
 // first two realms it records.
 type requestCredentials struct {
 	provider CredentialProvider
+	digests  *passwordDigests // the Transport's, to name identities
 	given    []givenCredentials
 	givenBuf [2]givenCredentials
 	refused  []refusedCredentials
@@ -410,7 +411,7 @@ func (r *requestCredentials) record(space *ProtectionSpace, up *UserPassword, no
 	}
 	g.none, g.up, g.who = none, UserPassword{}, identity{}
 	if !none {
-		g.up, g.who = *up, identityOf(up)
+		g.up, g.who = *up, r.digests.identityOf(up)
 	}
 	return g
 }

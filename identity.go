@@ -3,6 +3,7 @@ package anyauth
 import (
 	"crypto/sha256"
 	"errors"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -19,9 +20,49 @@ func identityOf(up *UserPassword) identity {
 	if up == nil {
 		return identity{}
 	}
+	return identity{up.Username, passwordDigest(up.Password)}
+}
+
+func passwordDigest(pw string) [sha256.Size]byte {
 	// Hash the password's bytes in place: Sum256 only reads them.
-	pw := unsafe.Slice(unsafe.StringData(up.Password), len(up.Password))
-	return identity{up.Username, sha256.Sum256(pw)}
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(pw), len(pw)))
+}
+
+// passwordDigests remembers the digests of the last passwords a
+// Transport's providers gave, by the address of their bytes, so that a
+// provider handing out the same string on every request (ForOrigin, a
+// CredentialTable) costs no hash per request. Go strings are immutable,
+// and a slot keeps its string alive, so the same address and length mean
+// the same password. Forget empties it.
+type passwordDigests struct {
+	slots [8]atomic.Pointer[knownDigest]
+}
+
+type knownDigest struct {
+	password string
+	sum      [sha256.Size]byte
+}
+
+// identityOf is identityOf, remembering the password's digest.
+func (d *passwordDigests) identityOf(up *UserPassword) identity {
+	if d == nil || up == nil {
+		return identityOf(up)
+	}
+	data := unsafe.StringData(up.Password)
+	slot := &d.slots[(uintptr(unsafe.Pointer(data))>>4)%uintptr(len(d.slots))]
+	if k := slot.Load(); k != nil && unsafe.StringData(k.password) == data && len(k.password) == len(up.Password) {
+		return identity{up.Username, k.sum}
+	}
+	k := &knownDigest{up.Password, passwordDigest(up.Password)}
+	slot.Store(k)
+	return identity{up.Username, k.sum}
+}
+
+// reset forgets every remembered password.
+func (d *passwordDigests) reset() {
+	for i := range d.slots {
+		d.slots[i].Store(nil)
+	}
 }
 
 // whoFor returns who the request is in space, asking the side's provider

@@ -29,6 +29,20 @@ const maxDrain = 64 << 10
 // answered on the tunnel (see Base). Once an answer succeeds, later
 // requests in the same protection space carry it from the start.
 //
+// What a Transport remembers is exact. An answer is sent preemptively
+// only in the protection space it succeeded in (scheme, origin or proxy,
+// realm, path prefix) and only for the identity it was made for: the
+// credential provider is asked on every request that meets a known space,
+// once per realm and request, and the user name and password it gives
+// (kept as the name and a SHA-256 digest) must be those of the cached
+// answer. So one Transport may serve many users, each request's user
+// chosen by a CredentialFunc reading its context. A scheme that holds its
+// own credentials (a Bearer token, a Kerberos ticket cache) answers for
+// whoever sends through the Transport. The cache keeps at most 64 spaces
+// per origin or proxy and 4096 in all, within 4 MiB of realms and paths,
+// dropping the least recently used first; an answer refused by the server
+// is dropped at once, and Forget drops everything.
+//
 // A Transport must not be copied after first use. It is safe for
 // concurrent use by multiple goroutines, never modifies the caller's
 // request, always closes the request body, and honours the request's
@@ -139,6 +153,7 @@ type Transport struct {
 	ConnectTimeout time.Duration
 
 	cache   spaceCache
+	digests passwordDigests
 	routing routeState
 	store   Store
 	bound   boundPool
@@ -228,7 +243,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		log:  t.logger(),
 		origin: side{
 			challengeHeader: "Www-Authenticate",
-			memo:            requestCredentials{provider: t.Credentials},
+			memo:            requestCredentials{provider: t.Credentials, digests: &t.digests},
 			disabled:        req.Header.Get("Authorization") != "",
 		},
 		proxy: side{
@@ -238,7 +253,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	x.proxyURL = t.proxyURL(req)
 	x.proxy.disabled = x.proxyURL == nil || req.Header.Get("Proxy-Authorization") != ""
-	x.proxy.memo.provider = t.proxyCredentials(x.proxyURL)
+	x.proxy.memo.provider, x.proxy.memo.digests = t.proxyCredentials(x.proxyURL), &t.digests
 	defer x.end()
 	return x.run()
 }
@@ -270,6 +285,7 @@ func drainAndClose(resp *http.Response) {
 // challenged again.
 func (t *Transport) Forget() {
 	t.cache.reset()
+	t.digests.reset()
 	t.store.reset()
 	t.bound.closeIdle()
 }

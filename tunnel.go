@@ -51,7 +51,7 @@ func (t *Transport) connect(ctx context.Context, proxyURL *url.URL, target strin
 		proxy: side{
 			proxy:           true,
 			challengeHeader: "Proxy-Authenticate",
-			memo:            requestCredentials{provider: t.proxyCredentials(proxyURL)},
+			memo:            requestCredentials{provider: t.proxyCredentials(proxyURL), digests: &t.digests},
 		},
 	}
 	x.usePreemptive(&x.proxy, proxyURL)
