@@ -182,3 +182,24 @@ func TestNetrcEntrySplitAcrossLines(t *testing.T) {
 		t.Fatalf("got %v %v", up, err)
 	}
 }
+
+// The Transport asks the provider on every request that meets a known
+// space, so the common providers must not allocate: ForOrigin and a
+// CredentialTable hand out the credentials they hold.
+func TestProviderLookupsAllocateNothing(t *testing.T) {
+	space := &anyauth.ProtectionSpace{AuthScheme: "Digest", URLScheme: "https", Host: "api.example.com", Port: "443", Realm: "r", Path: "/"}
+	fo := anyauth.ForOrigin("https://api.example.com", "alice", "pw")
+	table := anyauth.CredentialTable{
+		{Host: "other.example.com", UserPassword: anyauth.UserPassword{Username: "x", Password: "y"}},
+		{Host: "https://api.example.com", Realm: "r", UserPassword: anyauth.UserPassword{Username: "alice", Password: "pw"}},
+	}
+	ctx := context.Background()
+	for name, p := range map[string]anyauth.CredentialProvider{"ForOrigin": fo, "CredentialTable": table} {
+		if up, err := p.Credentials(ctx, space); err != nil || up.Username != "alice" {
+			t.Fatalf("%s: %v %v", name, up, err)
+		}
+		if n := testing.AllocsPerRun(100, func() { p.Credentials(ctx, space) }); n != 0 {
+			t.Errorf("%s allocates %.0f times per lookup, want 0", name, n)
+		}
+	}
+}
