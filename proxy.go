@@ -226,25 +226,6 @@ func (r *route) handshake(ctx context.Context, conn net.Conn, addr string, http1
 	return tc, nil
 }
 
-// hopAllowsCleartext reports whether a secret may cross the hop to host
-// in the clear: a loopback host, one of CleartextHosts, or anywhere with
-// AllowCleartext.
-func (t *Transport) hopAllowsCleartext(host string) bool {
-	if t.AllowCleartext || isLoopback(host) {
-		return true
-	}
-	for _, h := range t.CleartextHosts {
-		if strings.EqualFold(strings.Trim(h, "[]"), host) {
-			return true
-		}
-	}
-	return false
-}
-
-// failingBase answers every request with err, for a Base the Transport
-// refuses.
-type failingBase struct{ err error }
-
 func (f failingBase) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body != nil {
 		req.Body.Close()

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 )
 
@@ -194,36 +192,6 @@ func (t *Transport) maxBodyBuffer() int64 {
 		return t.MaxBodyBuffer
 	}
 	return DefaultMaxBodyBuffer
-}
-
-// cleartextRefused reports whether answering with sc in space would send
-// a reusable secret in the clear where the user did not allow it. For an
-// origin reached through a plain-http proxy, the hop to the proxy counts
-// too: a loopback origin behind a remote proxy is not loopback traffic.
-// It returns the host whose hop refused.
-func (t *Transport) cleartextRefused(sc Scheme, space *ProtectionSpace, proxy *url.URL) (string, bool) {
-	if !sc.Traits().RevealsSecret || space.URLScheme == "https" {
-		return "", false
-	}
-	if !t.hopAllowsCleartext(space.Host) {
-		return space.Host, true
-	}
-	if !space.Proxy && proxy != nil && proxy.Scheme == "http" {
-		if h := strings.ToLower(proxy.Hostname()); !t.hopAllowsCleartext(h) {
-			return h, true
-		}
-	}
-	return "", false
-}
-
-// isLoopback reports whether host is a loopback address or "localhost"
-// itself. A name under .localhost is not: Go resolves it through DNS.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // RoundTrip sends req, answering the challenges it meets. It returns the
