@@ -15,7 +15,7 @@ import (
 // answer handles a 401 or 407: it decides whether the answer sent was
 // stale or rejected, ranks the new challenges and begins the strongest
 // one that can be answered. It reports whether the request should be
-// replayed.
+// replayed; when not, s.why says why.
 func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool, error) {
 	challenges := ParseChallenges(resp.Header[s.challengeHeader]...)
 	for i := range challenges {
@@ -24,83 +24,118 @@ func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool
 	if len(challenges) == 0 && len(resp.Header[s.challengeHeader]) > 0 {
 		x.debug("anyauth: no well-formed challenge", slog.String("header", truncate(strings.Join(resp.Header[s.challengeHeader], " | "), 200)))
 	}
-	var rejected *cacheEntry
-	if s.entry != nil && s.leg != nil {
-		retry, err := s.leg.Continue(x.ctx(), resp, matching(challenges, &s.entry.space))
-		if err != nil {
-			return false, &AuthError{Space: s.entry.space, Err: err}
-		}
-		if retry {
-			x.debug("anyauth: continuing", slog.String("space", s.entry.space.String()))
-			return true, nil
-		}
-		if s.fromCache && !askedForRealm(challenges, s.entry.space.Realm) {
-			// A preemptive answer of an enclosing space, met by a
-			// challenge of another realm: it was not refused, it just
-			// does not belong here. It keeps its place in the cache, and
-			// its strength sets no floor for the realm asked for.
-			x.debug("anyauth: preemptive answer not for this realm", slog.String("space", s.entry.space.String()))
-		} else {
-			rejected = s.entry
-			x.debug("anyauth: answer rejected", slog.String("space", s.entry.space.String()), slog.Bool("preemptive", s.fromCache))
-			if !x.t.AllowDowngrade {
-				s.floor = max(s.floor, s.entry.strength)
-			}
-			if s.fromCache {
-				x.t.cache.remove(s.entry)
-			} else {
-				s.memo.refuse(&s.entry.space)
-			}
-		}
-		s.entry, s.leg, s.fromCache = nil, nil, false
+	rejected, retry, err := x.judgeSent(s, resp, challenges)
+	if err != nil || retry {
+		return retry, err
 	}
+	return x.begin(s, out, challenges, rejected)
+}
+
+// judgeSent lets the leg that was sent continue on the new challenge
+// (retry), or counts its answer rejected and returns its entry, which
+// then sets the floor: no weaker answer follows on this request.
+func (x *exchange) judgeSent(s *side, resp *http.Response, challenges []Challenge) (rejected *cacheEntry, retry bool, err error) {
+	if s.entry == nil || s.leg == nil {
+		return nil, false, nil
+	}
+	retry, err = s.leg.Continue(x.ctx(), resp, matching(challenges, &s.entry.space))
+	if err != nil {
+		return nil, false, &AuthError{Space: s.entry.space, Err: err}
+	}
+	if retry {
+		x.debug("anyauth: continuing", slog.String("space", s.entry.space.String()))
+		return nil, true, nil
+	}
+	if s.fromCache && !askedForRealm(challenges, s.entry.space.Realm) {
+		// A preemptive answer of an enclosing space, met by a challenge
+		// of another realm: it was not refused, it just does not belong
+		// here. It keeps its place in the cache, and its strength sets
+		// no floor for the realm asked for.
+		x.debug("anyauth: preemptive answer not for this realm", slog.String("space", s.entry.space.String()))
+	} else {
+		rejected = s.entry
+		x.debug("anyauth: answer rejected", slog.String("space", s.entry.space.String()), slog.Bool("preemptive", s.fromCache))
+		if !x.t.AllowDowngrade {
+			s.floor = max(s.floor, s.entry.strength)
+		}
+		if s.fromCache {
+			x.t.cache.remove(s.entry)
+		} else {
+			s.memo.refuse(&s.entry.space)
+		}
+	}
+	s.entry, s.leg, s.fromCache = nil, nil, false
+	return rejected, false, nil
+}
+
+// begin starts the strongest challenge that a configured scheme can
+// answer with credentials, and reports whether it found one. When it
+// finds none, s.why says why; an error is returned when a scheme failed
+// for another reason than missing credentials (the first such error).
+func (x *exchange) begin(s *side, out *http.Request, challenges []Challenge, rejected *cacheEntry) (bool, error) {
 	ranked := x.t.selector().Select(x.candidates(s, challenges))
+	switch {
+	case rejected != nil:
+		s.why = reasonRefused
+	case len(ranked) > 0:
+		s.why = reasonNoCredentials
+	default:
+		s.why = reasonNoScheme
+	}
 	if len(ranked) > 0 {
 		x.debug("anyauth: ranking", slog.String("order", rankingString(ranked)))
 	}
 	var firstErr error
 	for _, c := range ranked {
-		space, prefixes := x.spaceFor(s, c)
-		if host, refused := x.t.cleartextRefused(c.Scheme, &space, x.proxyURL); refused {
-			x.debug("anyauth: skipped", slog.String("scheme", c.Scheme.Name()), slog.String("why", "would send a secret over cleartext http"), slog.String("host", host))
-			if firstErr == nil {
-				firstErr = &CleartextError{AuthScheme: c.Scheme.Name(), Host: host, Proxy: s.proxy || host != space.Host}
-			}
-			continue
+		ok, err := x.beginOne(s, out, c, rejected)
+		switch {
+		case ok:
+			return true, nil
+		case err != nil && ctxErr(x.ctx()) != nil:
+			return false, err
+		case err != nil && firstErr == nil:
+			firstErr = err
 		}
-		attempt := &Attempt{Request: out, Space: space, Credentials: &s.memo, Logger: x.log, Store: &x.t.store}
-		if rejected != nil && rejected.space.AuthScheme == space.AuthScheme && rejected.space.Realm == space.Realm {
-			attempt.Rejected = rejected.session
-		}
-		session, err := c.Scheme.Begin(x.ctx(), c.Challenge, attempt)
-		var leg Leg
-		if err == nil {
-			leg, err = session.Start(x.ctx(), out)
-		}
-		if err != nil {
-			if errors.Is(err, ErrNoCredentials) {
-				x.debug("anyauth: skipped", slog.String("scheme", c.Scheme.Name()), slog.String("why", "no credentials"), slog.String("space", space.String()))
-				continue
-			}
-			if ctxErr(x.ctx()) != nil {
-				return false, err
-			}
-			x.debug("anyauth: skipped", slog.String("scheme", c.Scheme.Name()), slog.String("why", err.Error()))
-			if firstErr == nil {
-				firstErr = &AuthError{Space: space, Err: err}
-			}
-			continue
-		}
-		who, asked := s.memo.asked(&space)
-		s.entry = &cacheEntry{space: space, prefixes: prefixes, session: session, strength: c.Strength, traits: c.Scheme.Traits(), who: who, asked: asked}
-		s.leg, s.applied = leg, 0
-		x.addLeg(leg)
-		s.answered = append(s.answered, answeredKey(space.AuthScheme, space.Realm))
-		x.debug("anyauth: chosen", slog.String("scheme", c.Scheme.Name()), slog.Int("strength", int(c.Strength)), slog.String("space", space.String()),
-			slog.String("why", "strongest challenge with credentials"))
-		return true, nil
 	}
 	return false, firstErr
+}
+
+// beginOne begins candidate c: true when its leg is started, false with a
+// nil error when there are no credentials for it.
+func (x *exchange) beginOne(s *side, out *http.Request, c Candidate, rejected *cacheEntry) (bool, error) {
+	space, prefixes := x.spaceFor(s, c)
+	if host, refused := x.t.cleartextRefused(c.Scheme, &space, x.proxyURL); refused {
+		x.debug("anyauth: skipped", slog.String("scheme", c.Scheme.Name()), slog.String("why", "would send a secret over cleartext http"), slog.String("host", host))
+		return false, &CleartextError{AuthScheme: c.Scheme.Name(), Host: host, Proxy: s.proxy || host != space.Host}
+	}
+	attempt := &Attempt{Request: out, Space: space, Credentials: &s.memo, Logger: x.log, Store: &x.t.store}
+	if rejected != nil && rejected.space.AuthScheme == space.AuthScheme && rejected.space.Realm == space.Realm {
+		attempt.Rejected = rejected.session
+	}
+	session, err := c.Scheme.Begin(x.ctx(), c.Challenge, attempt)
+	var leg Leg
+	if err == nil {
+		leg, err = session.Start(x.ctx(), out)
+	}
+	if err != nil {
+		if errors.Is(err, ErrNoCredentials) {
+			x.debug("anyauth: skipped", slog.String("scheme", c.Scheme.Name()), slog.String("why", "no credentials"), slog.String("space", space.String()))
+			return false, nil
+		}
+		x.debug("anyauth: skipped", slog.String("scheme", c.Scheme.Name()), slog.String("why", err.Error()))
+		if ctxErr(x.ctx()) != nil {
+			return false, err
+		}
+		return false, &AuthError{Space: space, Err: err}
+	}
+	who, asked := s.memo.asked(&space)
+	s.entry = &cacheEntry{space: space, prefixes: prefixes, session: session, strength: c.Strength, traits: c.Scheme.Traits(), who: who, asked: asked}
+	s.leg, s.applied, s.why = leg, 0, reasonNone
+	x.addLeg(leg)
+	s.answered = append(s.answered, answeredKey(space.AuthScheme, space.Realm))
+	x.debug("anyauth: chosen", slog.String("scheme", c.Scheme.Name()), slog.Int("strength", int(c.Strength)), slog.String("space", space.String()),
+		slog.String("why", "strongest challenge with credentials"))
+	return true, nil
 }
 
 // matching returns the first challenge of space's scheme and realm, or

@@ -67,7 +67,7 @@ func (x *exchange) reuseBound() error {
 	}
 	// Not for a proxy's space: a proxy (Squid) may stop reading a
 	// connection whose first request carried a large body.
-	if x.origin.bound != nil && x.t.route().owner != nil && !x.mayCarryLargeBody() {
+	if x.origin.bound != nil && x.t.route().owner != nil && !x.squidStallsOnLargeReplay() {
 		return x.openConn()
 	}
 	return nil

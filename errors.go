@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // ErrBodyNotReplayable is wrapped by a *BodyNotReplayableError.
@@ -143,8 +144,8 @@ func IsPermanent(err error) bool {
 
 // A ProxyConnectError reports that a proxy did not open a tunnel: its
 // answer to CONNECT was not 2xx. A 407 means that no challenge of it could
-// be answered, or that every answer was refused; then (and for a 403) the
-// error is permanent for IsPermanent.
+// be answered, or that every answer was refused (Reason says which); then
+// (and for a 403) the error is permanent for IsPermanent.
 type ProxyConnectError struct {
 	// Proxy is the proxy's URL, without user info.
 	Proxy string
@@ -157,11 +158,57 @@ type ProxyConnectError struct {
 	Header http.Header
 	// Challenges are its Proxy-Authenticate challenges, parsed.
 	Challenges []Challenge
+	// Reason says why a 407 was not answered; "" for another status.
+	Reason ProxyConnectReason
+	// OriginCredentialsOnly is true when the Transport had no proxy
+	// credentials but had Credentials, which answer origins only.
+	OriginCredentialsOnly bool
 }
 
-// Error names the proxy, the target and the status.
+// A ProxyConnectReason says why a proxy's 407 to CONNECT was not
+// answered.
+type ProxyConnectReason string
+
+// Why a CONNECT's 407 went unanswered.
+const (
+	// ProxyNoCredentials: a configured scheme understood the challenge,
+	// but there were no proxy credentials for it.
+	ProxyNoCredentials ProxyConnectReason = "no proxy credentials"
+	// ProxyRefused: the proxy refused the answer sent, and no challenge
+	// at least as strong was left to answer.
+	ProxyRefused ProxyConnectReason = "the proxy refused the credentials"
+	// ProxyNoScheme: no configured scheme can answer the proxy's
+	// challenges.
+	ProxyNoScheme ProxyConnectReason = "no configured scheme answers the proxy's challenges"
+	// ProxyBudgetSpent: Transport.MaxAnswers answers were sent and the
+	// proxy still asked for more.
+	ProxyBudgetSpent ProxyConnectReason = "the answer budget (Transport.MaxAnswers) is spent"
+)
+
+// Error names the proxy, the target, the status and, for a 407, why it
+// was not answered and what to do.
 func (e *ProxyConnectError) Error() string {
-	return fmt.Sprintf("anyauth: proxy %s refused CONNECT %s: %s", e.Proxy, e.Target, e.Status)
+	msg := fmt.Sprintf("anyauth: proxy %s refused CONNECT %s: %s", e.Proxy, e.Target, e.Status)
+	switch e.Reason {
+	case "":
+		return msg
+	case ProxyNoCredentials:
+		msg += ": " + string(e.Reason) + "; set Transport.ProxyCredentials, or user info in the proxy URL"
+		if e.OriginCredentialsOnly {
+			msg += " (Transport.Credentials answer origins only, never a proxy)"
+		}
+		return msg
+	case ProxyRefused:
+		return msg + ": " + string(e.Reason) + "; check the proxy user name and password"
+	case ProxyNoScheme:
+		var names []string
+		for i := range e.Challenges {
+			names = append(names, e.Challenges[i].Scheme)
+		}
+		return msg + ": " + string(e.Reason) + " (" + strings.Join(names, ", ") + "); add a scheme for one of them to Transport.Schemes"
+	default:
+		return msg + ": " + string(e.Reason)
+	}
 }
 
 // Permanent reports whether the same CONNECT would be refused again: a

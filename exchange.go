@@ -15,13 +15,14 @@ type side struct {
 	challengeHeader string // WWW-Authenticate or Proxy-Authenticate
 	disabled        bool   // the caller set the answer header itself, or no proxy is known
 
-	entry     *cacheEntry // the space being answered, nil for none
-	leg       Leg         // this request's leg of entry's session, nil until started
-	applied   int         // round trips that carried leg
-	fromCache bool        // entry came from the cache (preemptive)
-	bound     *cacheEntry // a known connection-bound space of the request, whose connections it may reuse
-	floor     Strength    // no answer weaker than a rejected one
-	answered  []string    // scheme+realm keys answered on this request
+	entry     *cacheEntry  // the space being answered, nil for none
+	leg       Leg          // this request's leg of entry's session, nil until started
+	applied   int          // round trips that carried leg
+	fromCache bool         // entry came from the cache (preemptive)
+	bound     *cacheEntry  // a known connection-bound space of the request, whose connections it may reuse
+	floor     Strength     // no answer weaker than a rejected one
+	answered  []string     // scheme+realm keys answered on this request
+	why       giveUpReason // why the last challenge found no answer
 	// memo asks the side's credential provider, once per realm, and
 	// records who the request is.
 	memo requestCredentials
@@ -70,14 +71,18 @@ type exchange struct {
 	legs     []Leg // every leg started, to End when the request is over
 	legsBuf  [2]Leg
 
-	tunnel     bool       // a CONNECT on a connection of its own (tunnel.go)
+	tunnel     bool        // a CONNECT, negotiated on a connection of its own (tunnel.go)
+	tc         *tunnelConn // the connection to the proxy a CONNECT rides, nil until dialled
+	redials    int         // tunnel connections dialled again after the proxy closed one
+	gaveUp     giveUpReason
 	conn       *boundConn // the owned connection of a connection-bound handshake, nil while requests go through Base
 	connPooled bool       // conn came from the pool of authenticated connections
 	restarts   int        // handshakes restarted because their connection closed
 }
 
 // end tells every leg started on this request that it is over, and closes
-// an owned connection that no response took over.
+// an owned connection that no response took over, and a proxy connection
+// that did not become a tunnel.
 func (x *exchange) end() {
 	for _, l := range x.legs {
 		if e, ok := l.(EndingLeg); ok {
@@ -88,6 +93,7 @@ func (x *exchange) end() {
 		x.conn.cc.Close()
 		x.conn = nil
 	}
+	x.closeTunnelConn()
 }
 
 func (x *exchange) ctx() context.Context { return x.req.Context() }
@@ -98,6 +104,12 @@ func (x *exchange) debug(msg string, attrs ...slog.Attr) {
 	}
 }
 
+// run drives the exchange: it sends the request, answers each challenge
+// of the origin (401) or the proxy (407) while the budget lasts, and
+// returns the final response, or the last challenge untouched when
+// nothing more can be answered (x.gaveUp says why). Requests to an
+// origin, through a proxy, on an owned connection and a CONNECT all run
+// here; they differ only in how a round trip is sent (send.go).
 func (x *exchange) run() (*http.Response, error) {
 	x.usePreemptive(&x.origin, x.req.URL)
 	x.usePreemptive(&x.proxy, x.proxyURL)
@@ -106,67 +118,24 @@ func (x *exchange) run() (*http.Response, error) {
 	}
 	answers := 0
 	for {
-		if err := ctxErr(x.ctx()); err != nil {
-			return nil, err
-		}
-		if x.conn == nil && x.needsConn() {
-			if err := x.openConn(); err != nil {
-				return nil, err
-			}
-		}
-		out, err := x.build()
+		out, resp, err := x.roundTrip()
 		if err != nil {
 			return nil, err
 		}
-		x.sent++
-		resp, err := x.send(out)
-		if err != nil {
-			if x.retryOnBase(err) {
-				continue
-			}
-			if x.conn != nil && x.conn.cc.Err() != nil && ctxErr(x.ctx()) == nil && x.body.canReplay() {
-				// The server closed the connection between two legs.
-				if err := x.connLost(); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			return nil, err
-		}
-		if x.log.Enabled(x.ctx(), slog.LevelDebug) {
-			x.debug("anyauth: round trip",
-				slog.Int("n", x.sent),
-				slog.String("method", out.Method),
-				slog.String("url", safeURL(out.URL)),
-				slog.String("authorization", describe(&x.origin)),
-				slog.String("proxy_authorization", describe(&x.proxy)),
-				slog.Int("status", resp.StatusCode))
-		}
-		var s *side
-		switch resp.StatusCode {
-		case http.StatusUnauthorized:
-			s = &x.origin
-			// The proxy let the request through: its answer was accepted.
-			if err := x.accepted(&x.proxy, resp); err != nil {
+		s, err := x.challenged(resp)
+		if err != nil || s == nil {
+			if err != nil {
 				drainAndClose(resp)
 				return nil, err
 			}
-		case http.StatusProxyAuthRequired:
-			s = &x.proxy
-		default:
 			return x.finish(resp)
 		}
-		if x.conn != nil {
-			// Challenged: no longer known to be authenticated.
-			x.t.bound.unkey(x.conn, x.connPooled && x.sent == 1 && s.leg == nil)
-		}
-		x.saveCookies(resp)
 		if s.disabled {
-			return x.handOver(resp), nil
+			return x.giveUp(resp, reasonDisabled), nil
 		}
 		if answers >= x.t.maxAnswers() {
 			x.debug("anyauth: giving up, answer budget spent", slog.Int("answers", answers))
-			return x.handOver(resp), nil
+			return x.giveUp(resp, reasonBudgetSpent), nil
 		}
 		ok, err := x.answer(s, out, resp)
 		if err != nil {
@@ -174,33 +143,125 @@ func (x *exchange) run() (*http.Response, error) {
 			return nil, err
 		}
 		if !ok {
-			return x.handOver(resp), nil
+			return x.giveUp(resp, s.why), nil
 		}
 		answers++
 		if !x.body.canReplay() {
 			drainAndClose(resp)
 			return nil, &BodyNotReplayableError{Method: x.req.Method, URL: safeURL(x.req.URL), Status: resp.StatusCode, Limit: x.t.maxBodyBuffer()}
 		}
-		if x.conn != nil {
-			// The next leg must ride this connection: read the whole
-			// body, however long, so that it can.
-			if !drainAll(resp) {
-				if err := x.connLost(); err != nil {
-					return nil, err
-				}
+		if err := x.readyForNextLeg(s, resp); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// roundTrip builds and sends the next request. A connection that was
+// lost before its response came is replaced where the sender allows it
+// (see recoverFrom).
+func (x *exchange) roundTrip() (*http.Request, *http.Response, error) {
+	for {
+		if err := ctxErr(x.ctx()); err != nil {
+			return nil, nil, x.sendError(err)
+		}
+		if err := x.ready(); err != nil {
+			return nil, nil, err
+		}
+		out, err := x.build()
+		if err != nil {
+			return nil, nil, err
+		}
+		x.sent++
+		resp, err := x.send(out)
+		if err != nil {
+			if retry, err := x.recoverFrom(err); !retry {
+				return nil, nil, err
 			}
 			continue
 		}
-		if s.proxy && x.mayCarryLargeBody() {
-			// Squid stops answering when a body of 64 KiB or more is
-			// replayed on the connection of its 407. Closing the 407
-			// unread makes net/http drop that connection, so the replay
-			// goes on a new one.
-			resp.Body.Close()
-			continue
-		}
-		drainAndClose(resp)
+		x.trace(out, resp)
+		return out, resp, nil
 	}
+}
+
+// trace logs a round trip at Debug level.
+func (x *exchange) trace(out *http.Request, resp *http.Response) {
+	if !x.log.Enabled(x.ctx(), slog.LevelDebug) {
+		return
+	}
+	if x.tunnel {
+		x.debug("anyauth: CONNECT",
+			slog.Int("n", x.sent),
+			slog.String("proxy", safeURL(x.proxyURL)),
+			slog.String("target", out.Host),
+			slog.String("proxy_authorization", describe(&x.proxy)),
+			slog.Int("status", resp.StatusCode))
+		return
+	}
+	x.debug("anyauth: round trip",
+		slog.Int("n", x.sent),
+		slog.String("method", out.Method),
+		slog.String("url", safeURL(out.URL)),
+		slog.String("authorization", describe(&x.origin)),
+		slog.String("proxy_authorization", describe(&x.proxy)),
+		slog.Int("status", resp.StatusCode))
+}
+
+// challenged returns the side that resp challenges: the origin for a 401,
+// the proxy for a 407, nil for a final response (anything else, and
+// anything but a 407 to a CONNECT).
+func (x *exchange) challenged(resp *http.Response) (*side, error) {
+	var s *side
+	switch {
+	case resp.StatusCode == http.StatusProxyAuthRequired:
+		s = &x.proxy
+	case resp.StatusCode == http.StatusUnauthorized && !x.tunnel:
+		// The proxy let the request through: its answer was accepted.
+		if err := x.accepted(&x.proxy, resp); err != nil {
+			return nil, err
+		}
+		s = &x.origin
+	default:
+		return nil, nil
+	}
+	if x.conn != nil {
+		// Challenged: no longer known to be authenticated.
+		x.t.bound.unkey(x.conn, x.connPooled && x.sent == 1 && s.leg == nil)
+	}
+	x.saveCookies(resp)
+	return s, nil
+}
+
+// giveUpReason says why a challenge went unanswered.
+type giveUpReason int
+
+const (
+	reasonNone          giveUpReason = iota
+	reasonDisabled                   // the caller set the answer header, or no proxy is known
+	reasonBudgetSpent                // MaxAnswers answers were sent
+	reasonNoScheme                   // no configured scheme answers the challenges
+	reasonNoCredentials              // a scheme would, but has no credentials
+	reasonRefused                    // the answer sent was refused, none as strong is left
+)
+
+// proxyReason is the reason of a ProxyConnectError.
+func (r giveUpReason) proxyReason() ProxyConnectReason {
+	switch r {
+	case reasonBudgetSpent:
+		return ProxyBudgetSpent
+	case reasonNoCredentials, reasonDisabled:
+		return ProxyNoCredentials
+	case reasonRefused:
+		return ProxyRefused
+	}
+	return ProxyNoScheme
+}
+
+// giveUp returns resp, a challenge that will not be answered, as it came,
+// and records why.
+func (x *exchange) giveUp(resp *http.Response, why giveUpReason) *http.Response {
+	x.gaveUp = why
+	return x.handOver(resp)
 }
 
 // describe names the answer a side is sending, for logs.
@@ -213,19 +274,6 @@ func describe(s *side) string {
 		how = "preemptive"
 	}
 	return s.entry.space.AuthScheme + " (" + how + ")"
-}
-
-// largeProxyBody is the body size from which a request through a proxy
-// is replayed after a 407 on a new connection.
-const largeProxyBody = 64 << 10
-
-// mayCarryLargeBody reports whether the request has a body that is, or may
-// be, largeProxyBody bytes or more.
-func (x *exchange) mayCarryLargeBody() bool {
-	if x.req.Body == nil || x.req.Body == http.NoBody {
-		return false
-	}
-	return x.req.ContentLength <= 0 || x.req.ContentLength >= largeProxyBody
 }
 
 // finish lets the legs that led to resp inspect it, and caches their

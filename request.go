@@ -164,7 +164,7 @@ func setCookies(out, orig *http.Request, jar []*http.Cookie) {
 }
 
 func (x *exchange) saveCookies(resp *http.Response) {
-	if x.t.Jar != nil {
+	if x.t.Jar != nil && !x.tunnel {
 		if cs := resp.Cookies(); len(cs) > 0 {
 			x.t.Jar.SetCookies(x.req.URL, cs)
 		}

@@ -1,13 +1,10 @@
 package anyauth
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,12 +15,13 @@ import (
 const DefaultConnectTimeout = 30 * time.Second
 
 // connect opens a tunnel to target through the proxy at proxyURL: it
-// dials the proxy, sends CONNECT, and answers each 407 on the same
-// connection, as long as the proxy keeps it open (a proxy that closes it,
-// or whose 407 body is too long to drain, gets the next leg on a new
-// connection). The proxy's protection space is remembered like any other,
-// so the next tunnel authenticates on its first CONNECT. A CONNECT that
-// ends in anything but 2xx returns a *ProxyConnectError.
+// dials the proxy and runs the CONNECT as an exchange (exchange.go) whose
+// round trips ride that connection, answering each 407 on it as long as
+// the proxy keeps it open (a proxy that closes it, or whose 407 body is
+// too long or too slow to drain, gets the next leg on a new connection).
+// The proxy's protection space is remembered like any other, so the next
+// tunnel authenticates on its first CONNECT. A CONNECT that ends in
+// anything but 2xx returns a *ProxyConnectError.
 func (t *Transport) connect(ctx context.Context, proxyURL *url.URL, target string) (net.Conn, error) {
 	timeout := t.ConnectTimeout
 	if timeout <= 0 {
@@ -31,15 +29,10 @@ func (t *Transport) connect(ctx context.Context, proxyURL *url.URL, target strin
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req := (&http.Request{
-		Method:     http.MethodConnect,
-		URL:        &url.URL{Opaque: target},
-		Host:       target,
-		Header:     make(http.Header),
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-	}).WithContext(ctx)
+	req, err := t.route().connectRequest(ctx, proxyURL, target)
+	if err != nil {
+		return nil, err
+	}
 	x := &exchange{
 		t:        t,
 		req:      req,
@@ -51,90 +44,64 @@ func (t *Transport) connect(ctx context.Context, proxyURL *url.URL, target strin
 		proxy: side{
 			proxy:           true,
 			challengeHeader: "Proxy-Authenticate",
+			disabled:        req.Header.Get("Proxy-Authorization") != "", // set by Base's ProxyConnectHeader
 			memo:            requestCredentials{provider: t.proxyCredentials(proxyURL), digests: &t.digests},
 		},
 	}
-	x.usePreemptive(&x.proxy, proxyURL)
 	defer x.end()
+	resp, err := x.run()
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, x.connectError(resp)
+	}
+	conn := x.tc.detach()
+	x.tc = nil
+	return conn, nil
+}
 
-	var tc *tunnelConn
-	defer func() {
-		if tc != nil {
-			tc.release()
-		}
-	}()
-	answers := 0
-	for {
-		if err := ctxErr(ctx); err != nil {
-			return nil, err
-		}
-		if tc == nil {
-			conn, err := t.dialProxy(ctx, proxyURL)
-			if err != nil {
-				return nil, err
+// connectRequest is the CONNECT request for target, with the headers
+// Base gives its own CONNECTs (GetProxyConnectHeader, else
+// ProxyConnectHeader), as net/http sends them.
+func (r *route) connectRequest(ctx context.Context, proxyURL *url.URL, target string) (*http.Request, error) {
+	header := make(http.Header)
+	if b := r.clone; b != nil {
+		var h http.Header
+		if b.GetProxyConnectHeader != nil {
+			var err error
+			if h, err = b.GetProxyConnectHeader(ctx, proxyURL, target); err != nil {
+				return nil, fmt.Errorf("anyauth: CONNECT %s through proxy %s: GetProxyConnectHeader: %w", target, safeURL(withoutUserinfo(proxyURL)), err)
 			}
-			tc = newTunnelConn(ctx, conn)
+		} else {
+			h = b.ProxyConnectHeader
 		}
-		out, err := x.build()
-		if err != nil {
-			return nil, err
-		}
-		x.sent++
-		resp, err := tc.roundTrip(out)
-		if err != nil {
-			var ne net.Error
-			cause := ctxErr(ctx)
-			if cause == nil && errors.As(err, &ne) && ne.Timeout() {
-				// The connection's deadline is the context's, and may
-				// fire first.
-				cause = context.DeadlineExceeded
-			}
-			if cause != nil {
-				return nil, fmt.Errorf("anyauth: CONNECT %s through proxy %s: %w", target, safeURL(withoutUserinfo(proxyURL)), cause)
-			}
-			return nil, err
-		}
-		if x.log.Enabled(ctx, slog.LevelDebug) {
-			x.debug("anyauth: CONNECT",
-				slog.Int("n", x.sent),
-				slog.String("proxy", safeURL(proxyURL)),
-				slog.String("target", target),
-				slog.String("proxy_authorization", describe(&x.proxy)),
-				slog.Int("status", resp.StatusCode))
-		}
-		switch {
-		case resp.StatusCode/100 == 2:
-			if err := x.accepted(&x.proxy, resp); err != nil {
-				return nil, err
-			}
-			conn := tc.detach()
-			tc = nil
-			return conn, nil
-		case resp.StatusCode != http.StatusProxyAuthRequired:
-			return nil, connectError(proxyURL, target, resp)
-		}
-		if answers >= t.maxAnswers() {
-			x.debug("anyauth: giving up, answer budget spent", slog.Int("answers", answers))
-			return nil, connectError(proxyURL, target, resp)
-		}
-		ok, err := x.answer(&x.proxy, out, resp)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, connectError(proxyURL, target, resp)
-		}
-		answers++
-		bound := x.proxy.entry != nil && x.proxy.entry.traits.ConnectionBound
-		if !tc.drain(resp, bound) {
-			x.debug("anyauth: the proxy closes the connection; the next CONNECT goes on a new one", slog.String("proxy", safeURL(proxyURL)))
-			tc.release()
-			tc = nil
-			if err := x.restartBoundLegs(); err != nil {
-				return nil, err
-			}
+		for k, v := range h {
+			header[k] = append([]string(nil), v...)
 		}
 	}
+	return (&http.Request{
+		Method:     http.MethodConnect,
+		URL:        &url.URL{Opaque: target},
+		Host:       target,
+		Header:     header,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+	}).WithContext(ctx), nil
+}
+
+// onConnectResponse calls Base's OnProxyConnectResponse, if any, with
+// every response to a CONNECT (each 407 and the final one), as net/http
+// calls it with the response to its own.
+func (r *route) onConnectResponse(ctx context.Context, proxyURL *url.URL, req *http.Request, resp *http.Response) error {
+	if r.clone == nil || r.clone.OnProxyConnectResponse == nil {
+		return nil
+	}
+	if err := r.clone.OnProxyConnectResponse(ctx, proxyURL, req, resp); err != nil {
+		return fmt.Errorf("anyauth: CONNECT %s through proxy %s: OnProxyConnectResponse: %w", req.Host, safeURL(withoutUserinfo(proxyURL)), err)
+	}
+	return nil
 }
 
 // dialProxy connects to the proxy, with TLS for an https proxy.
@@ -166,83 +133,21 @@ func (t *Transport) dialProxy(ctx context.Context, proxyURL *url.URL) (net.Conn,
 }
 
 // connectError describes a CONNECT that did not end in a tunnel, and
-// closes resp's body.
-func connectError(proxyURL *url.URL, target string, resp *http.Response) error {
+// closes resp's body: for a 407, why it was not answered.
+func (x *exchange) connectError(resp *http.Response) error {
 	io.CopyN(io.Discard, resp.Body, maxDrain)
 	resp.Body.Close()
-	return &ProxyConnectError{
-		Proxy:      safeURL(withoutUserinfo(proxyURL)),
-		Target:     target,
+	e := &ProxyConnectError{
+		Proxy:      safeURL(withoutUserinfo(x.proxyURL)),
+		Target:     x.req.Host,
 		StatusCode: resp.StatusCode,
 		Status:     resp.Status,
 		Header:     resp.Header,
 		Challenges: ParseChallenges(resp.Header.Values("Proxy-Authenticate")...),
 	}
-}
-
-// tunnelConn is a connection to a proxy while CONNECT is negotiated on
-// it. The request's context closes it if it ends first, so that no read
-// or write blocks past it.
-type tunnelConn struct {
-	conn net.Conn
-	br   *bufio.Reader
-	stop func() bool
-}
-
-func newTunnelConn(ctx context.Context, conn net.Conn) *tunnelConn {
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(d)
+	if resp.StatusCode == http.StatusProxyAuthRequired {
+		e.Reason = x.gaveUp.proxyReason()
+		e.OriginCredentialsOnly = e.Reason == ProxyNoCredentials && x.proxy.memo.provider == nil && x.t.Credentials != nil
 	}
-	return &tunnelConn{
-		conn: conn,
-		br:   bufio.NewReader(conn),
-		stop: context.AfterFunc(ctx, func() { conn.Close() }),
-	}
+	return e
 }
-
-// roundTrip writes req and reads the proxy's response head.
-func (c *tunnelConn) roundTrip(req *http.Request) (*http.Response, error) {
-	if err := req.Write(c.conn); err != nil {
-		return nil, err
-	}
-	return http.ReadResponse(c.br, req)
-}
-
-// drain reads a 407's body so the connection can carry the next leg. It
-// reports false when the connection cannot be used again: the proxy
-// closes it, or the body is longer than the Transport drains. all reads
-// the body whatever its length, for a connection-bound handshake.
-func (c *tunnelConn) drain(resp *http.Response, all bool) bool {
-	if all {
-		return drainAll(resp)
-	}
-	_, err := io.CopyN(io.Discard, resp.Body, maxDrain+1)
-	resp.Body.Close()
-	return !resp.Close && err == io.EOF
-}
-
-// detach hands the tunnel over: the context no longer closes it, its
-// deadline is cleared, and bytes the proxy sent after its response head
-// are read first.
-func (c *tunnelConn) detach() net.Conn {
-	c.stop()
-	c.conn.SetDeadline(time.Time{})
-	if c.br.Buffered() > 0 {
-		return &bufferedConn{Conn: c.conn, r: c.br}
-	}
-	return c.conn
-}
-
-// release closes a connection that did not become a tunnel.
-func (c *tunnelConn) release() {
-	c.stop()
-	c.conn.Close()
-}
-
-// bufferedConn is a tunnel whose first bytes were read ahead.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

@@ -44,6 +44,11 @@ type proxyAnswer struct {
 	body       string
 	close      bool // close the connection after answering
 	hang       bool // never answer
+	// raw, when set, writes the answer itself, byte for byte; the
+	// connection is closed afterwards when it reports true.
+	raw func(c net.Conn) (closeAfter bool)
+	// interim sends 100 Continue and 102 Processing before the answer.
+	interim bool
 }
 
 func newConnectProxy(t *testing.T, decide func(n int, auth string) proxyAnswer) *connectProxy {
@@ -101,9 +106,18 @@ func (p *connectProxy) serve(t *testing.T, c net.Conn) {
 			continue
 		}
 		a := p.decide(n, auth)
+		if a.raw != nil {
+			if a.raw(c) {
+				return
+			}
+			continue
+		}
 		if a.hang {
 			io.Copy(io.Discard, c) // until the client gives up
 			return
+		}
+		if a.interim {
+			io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n")
 		}
 		if a.status == 200 {
 			target, err := net.Dial("tcp", req.Host)
