@@ -27,6 +27,35 @@ import (
 // comes as a 403), returns the server's response as it is, and
 // BearerErrorOf reads its error fields.
 //
+// Fetches are bounded, so that a token endpoint that hangs or throttles,
+// or a resource server that refuses every token, cannot wedge the Bearer
+// or make it hammer the endpoint:
+//
+//   - Each call of Fetch gets FetchTimeout. A call that overruns it is
+//     abandoned, even if Fetch ignores its context: the requests waiting
+//     for it get an error wrapping context.DeadlineExceeded, the next
+//     request starts a new fetch, and whatever the abandoned call returns
+//     later is dropped. A request that joined a fetch already under way
+//     and sees it abandoned starts one more (once), so that it is not
+//     failed by a fetch it did not see begin. No request waits beyond its
+//     own context.
+//   - A 429 or 503 from the token endpoint (an *oauth2.RetrieveError) is
+//     retried after its Retry-After, seconds or an HTTP-date, taken as at
+//     least 1 s (also when missing) and at most 60 s; one fetch calls
+//     Fetch at most 3 times. Requests that come meanwhile wait for the
+//     same fetch, each within its own context; when none waits any more,
+//     the fetch ends, and the next one still waits out the Retry-After.
+//     Any other 4xx but 408 (invalid_client, invalid_grant) is permanent
+//     (anyauth.IsPermanent) and is not retried.
+//   - A refusal replaces the token at most once per MinRefreshInterval
+//     when refreshing does not help: if the token refused was itself
+//     fetched after a refusal, no request has been accepted with it, and
+//     it is younger than MinRefreshInterval, the refused request gets the
+//     server's 401 without a fetch. A server that refuses every token thus
+//     costs one fetch per MinRefreshInterval, not one per request; a
+//     token that was accepted before it was refused (it expired, or was
+//     revoked) is replaced at once.
+//
 // The request is replayed after a refusal like after any 401, because the
 // server did not act on it: a POST too, when its body can be replayed
 // (GetBody, a seekable body, or one no larger than
@@ -52,12 +81,26 @@ type Bearer struct {
 	// refused. clientcredentials.Config.Token fits as it is. ctx carries
 	// the values of the request that needed the token (such as
 	// oauth2.HTTPClient) but not its cancellation, since other requests
-	// may wait for the same fetch.
+	// may wait for the same fetch; its deadline is FetchTimeout away.
 	Fetch func(ctx context.Context) (*oauth2.Token, error)
 
 	// ExpiryDelta is how long before its Expiry a token is fetched anew.
 	// Zero means DefaultExpiryDelta.
 	ExpiryDelta time.Duration
+
+	// FetchTimeout bounds each call of Fetch: it is the deadline of the
+	// context Fetch gets, and a call still running when it passes is
+	// abandoned, its late result dropped. Zero or less means
+	// DefaultFetchTimeout (30 s). It bounds the Bearer, not a request:
+	// a request gives up sooner when its own context ends.
+	FetchTimeout time.Duration
+
+	// MinRefreshInterval is how long a token fetched after a refusal,
+	// and refused in turn before any server accepted it, is kept: within
+	// it, a refusal returns the server's 401 without a fetch. Zero means
+	// DefaultMinRefreshInterval (5 s); less than zero turns the limit off,
+	// so that every refusal may cause a fetch.
+	MinRefreshInterval time.Duration
 
 	cache tokenCache
 }
@@ -76,8 +119,9 @@ func NewStaticBearer(token string, origins ...string) *Bearer {
 }
 
 // NewBearerFromSource returns a Bearer that takes tokens from src and sends
-// them to origins only. src's Token method has no context, so a request
-// waiting for it gives up when its context ends while the call goes on.
+// them to origins only. src's Token method has no context, so a call that
+// hangs goes on after FetchTimeout, abandoned; a request waiting for it
+// gives up when its own context ends or the call is abandoned.
 // Give an uncached source: an oauth2.ReuseTokenSource (what most Config
 // methods return) hands back the refused token until it expires by its
 // clock, so a refusal cannot be cured.
@@ -126,7 +170,7 @@ func (b *Bearer) Begin(ctx context.Context, _ *anyauth.Challenge, a *anyauth.Att
 // String describes b without its token.
 func (b *Bearer) String() string {
 	b.cache.mu.Lock()
-	has := b.cache.token != nil
+	has := b.cache.held != nil
 	b.cache.mu.Unlock()
 	return fmt.Sprintf("Bearer{Origins:%v token held:%t}", []string(b.Origins), has)
 }
@@ -144,11 +188,11 @@ type bearerSession struct {
 // Start takes the Bearer's current token, fetching one if it has none or
 // it is about to expire.
 func (s *bearerSession) Start(ctx context.Context, _ *http.Request) (anyauth.Leg, error) {
-	t, err := s.b.current(ctx, "", s.log)
+	h, err := s.b.current(ctx, nil, s.log)
 	if err != nil {
 		return nil, err
 	}
-	return &bearerLeg{s: s, token: t}, nil
+	return &bearerLeg{s: s, held: h}, nil
 }
 
 func (s *bearerSession) String() string             { return "Bearer session (token REDACTED)" }
@@ -157,38 +201,50 @@ func (s *bearerSession) Format(f fmt.State, _ rune) { io.WriteString(f, s.String
 // bearerLeg is one request's answer: the token it sends.
 type bearerLeg struct {
 	s         *bearerSession
-	token     *oauth2.Token
+	held      *heldToken
 	refreshed bool
 }
 
 // Apply sets "Authorization: Bearer <token>".
 func (l *bearerLeg) Apply(req *http.Request) error {
-	req.Header.Set(l.s.header, "Bearer "+l.token.AccessToken)
+	req.Header.Set(l.s.header, "Bearer "+l.held.token.AccessToken)
 	return nil
 }
 
 // Continue fetches a fresh token once when the server refused the one
 // this request sent with error="invalid_token", and asks for the request
-// to be sent again with it.
+// to be sent again with it. It does not when Bearer.MinRefreshInterval
+// holds the refresh back, nor when the fetch brings the refused token
+// back.
 func (l *bearerLeg) Continue(ctx context.Context, _ *http.Response, c *anyauth.Challenge) (bool, error) {
 	if c == nil || l.refreshed || c.Param("error") != "invalid_token" {
 		return false, nil
 	}
 	l.refreshed = true
-	t, err := l.s.b.current(ctx, l.token.AccessToken, l.s.log)
+	h, err := l.s.b.current(ctx, l.held, l.s.log)
 	if err != nil {
 		return false, err
 	}
-	if t.AccessToken == l.token.AccessToken {
+	if h == l.held {
+		return false, nil // held back; current logged why
+	}
+	if h.token.AccessToken == l.held.token.AccessToken {
 		l.s.log.Debug("anyauth: bearer token not retried", "why", ErrTokenRefused.Error())
 		return false, nil
 	}
-	l.token = t
+	l.held = h
 	return true, nil
 }
 
-// Finish accepts the response: Bearer has nothing to verify.
-func (l *bearerLeg) Finish(*http.Response) error { return nil }
+// Finish accepts the response: Bearer has nothing to verify. It notes
+// that the token was accepted, which lifts MinRefreshInterval's hold on
+// refreshing it.
+func (l *bearerLeg) Finish(*http.Response) error {
+	if !l.held.accepted.Load() {
+		l.held.accepted.Store(true)
+	}
+	return nil
+}
 
 func (l *bearerLeg) String() string             { return "Bearer leg (token REDACTED)" }
 func (l *bearerLeg) Format(f fmt.State, _ rune) { io.WriteString(f, l.String()) }

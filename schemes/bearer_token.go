@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anyauth/anyauth"
@@ -16,26 +18,67 @@ import (
 
 // This file holds Bearer's token cache: one current token per Bearer,
 // fetched single-flight, invalidated only when the token a request sent is
-// the one the server refused.
+// the one the server refused. Every fetch is bounded: each call of Fetch
+// by FetchTimeout, the waits a throttling token endpoint asks for by
+// retryAfterMax, their number by fetchAttempts, and the refreshes a
+// refusing resource server can cause by MinRefreshInterval.
 
 // DefaultExpiryDelta is how long before its Expiry a Bearer token is taken
 // as expired and fetched anew, as golang.org/x/oauth2 does.
 const DefaultExpiryDelta = 10 * time.Second
 
+// DefaultFetchTimeout bounds each call of a Bearer's Fetch when
+// Bearer.FetchTimeout is zero.
+const DefaultFetchTimeout = 30 * time.Second
+
+// DefaultMinRefreshInterval is the Bearer.MinRefreshInterval used when
+// that field is zero.
+const DefaultMinRefreshInterval = 5 * time.Second
+
+const (
+	// retryAfterMin and retryAfterMax bound the wait after a 429 or 503
+	// from the token endpoint; retryAfterMin is also the wait when the
+	// response has no Retry-After, or one that does not parse.
+	retryAfterMin = time.Second
+	retryAfterMax = 60 * time.Second
+	// fetchAttempts is how many times one fetch calls Fetch when the
+	// token endpoint keeps answering 429 or 503.
+	fetchAttempts = 3
+)
+
 // tokenCache holds a Bearer's current token. Every protection space and
 // every request of the Bearer share it.
 type tokenCache struct {
 	mu     sync.Mutex
-	token  *oauth2.Token
+	held   *heldToken  // the current token, nil when none
 	flight *tokenFetch // the fetch in progress, nil when none
+	// notBefore is when the token endpoint allows the next call, after
+	// a 429 or 503 with Retry-After; throttled is that response's error.
+	notBefore time.Time
+	throttled error
 }
 
-// tokenFetch is one call of the token source, shared by every request
-// that waits for it.
+// heldToken is a token with what the cache knows of it.
+type heldToken struct {
+	token *oauth2.Token
+	at    time.Time // when it was fetched
+	// afterRefusal reports that it was fetched because a server refused
+	// the token before it.
+	afterRefusal bool
+	// accepted is set once a server has accepted a request carrying it.
+	accepted atomic.Bool
+}
+
+// tokenFetch is one fetch of a token, shared by every request that waits
+// for it: one call of Fetch, or several when the token endpoint asks to
+// retry later.
 type tokenFetch struct {
 	done  chan struct{}
-	token *oauth2.Token
+	held  *heldToken
 	err   error
+	timed bool // the fetch ended at FetchTimeout
+
+	waiters int // requests waiting for it, under tokenCache.mu
 }
 
 // ErrTokenRefused is wrapped by the error of a Bearer whose token source
@@ -46,45 +89,165 @@ var ErrTokenRefused = errors.New("bearer: the token source returned the token th
 
 // current returns a token that is valid (not within ExpiryDelta of its
 // Expiry) and is not refused, fetching one when there is none. refused is
-// the access token a request sent and the server refused, "" for none: a
-// newer token that another request already fetched is returned as it is,
-// so N requests refused together cause one fetch. Waiting honours ctx;
-// the fetch itself runs on, detached from ctx's cancellation, for the
-// other requests that wait for it.
-func (b *Bearer) current(ctx context.Context, refused string, log *slog.Logger) (*oauth2.Token, error) {
+// the token a request sent and the server refused, nil for none: a newer
+// token that another request already fetched is returned as it is, so N
+// requests refused together cause one fetch. When the refusal may not
+// cause a fetch yet (see Bearer.MinRefreshInterval), current returns
+// refused itself.
+//
+// Waiting honours ctx; the fetch itself runs on, detached from ctx's
+// cancellation, for the other requests that wait for it. A request that
+// joined a fetch already under way, and sees it end at FetchTimeout,
+// starts (or joins) one more, so that it is not failed by a fetch it
+// never saw begin.
+func (b *Bearer) current(ctx context.Context, refused *heldToken, log *slog.Logger) (*heldToken, error) {
 	c := &b.cache
-	c.mu.Lock()
-	if t := c.token; t != nil && t.AccessToken != refused && b.fresh(t) {
-		c.mu.Unlock()
-		return t, nil
-	}
-	f := c.flight
-	if f == nil {
-		f = &tokenFetch{done: make(chan struct{})}
-		c.flight = f
-		why := "no token yet"
-		switch {
-		case refused != "":
-			why = "the server refused the token (invalid_token)"
-		case c.token != nil:
-			why = "the token expires"
+	for mayRetry := true; ; mayRetry = false {
+		c.mu.Lock()
+		if h := c.held; h != nil && b.fresh(h.token) {
+			if refused == nil || h.token.AccessToken != refused.token.AccessToken {
+				c.mu.Unlock()
+				return h, nil
+			}
+			if wait := b.holdBack(h); wait > 0 {
+				c.mu.Unlock()
+				log.Debug("anyauth: bearer token not retried", "why", "a token fetched after a refusal was refused too", "next_refresh_in", wait.Round(time.Millisecond))
+				return refused, nil
+			}
 		}
-		go b.fetch(context.WithoutCancel(ctx), f, why, log)
-	}
-	c.mu.Unlock()
-	select {
-	case <-f.done:
-		return f.token, f.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		f := c.flight
+		joined := f != nil
+		if f == nil {
+			f = &tokenFetch{done: make(chan struct{})}
+			c.flight = f
+			why := "no token yet"
+			switch {
+			case refused != nil:
+				why = "the server refused the token (invalid_token)"
+			case c.held != nil:
+				why = "the token expires"
+			}
+			go b.fetch(context.WithoutCancel(ctx), f, why, refused != nil, log)
+		}
+		f.waiters++
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+			if f.err != nil && f.timed && joined && mayRetry && ctx.Err() == nil {
+				continue
+			}
+			return f.held, f.err
+		case <-ctx.Done():
+			c.mu.Lock()
+			f.waiters--
+			c.mu.Unlock()
+			return nil, fmt.Errorf("bearer: waiting for a token: %w", ctx.Err())
+		}
 	}
 }
 
-// fetch calls the token source once and publishes the result.
-func (b *Bearer) fetch(ctx context.Context, f *tokenFetch, why string, log *slog.Logger) {
+// holdBack returns how long a refusal of h must wait before it may cause
+// a fetch: zero unless h was itself fetched after a refusal, has not been
+// accepted since, and is younger than MinRefreshInterval.
+func (b *Bearer) holdBack(h *heldToken) time.Duration {
+	interval := b.MinRefreshInterval
+	if interval == 0 {
+		interval = DefaultMinRefreshInterval
+	}
+	if interval < 0 || !h.afterRefusal || h.accepted.Load() {
+		return 0
+	}
+	return max(interval-time.Since(h.at), 0)
+}
+
+// fetch gets a token for f and publishes the result: it waits out the
+// token endpoint's Retry-After and calls Fetch again, up to fetchAttempts
+// calls, as long as a request still waits.
+func (b *Bearer) fetch(ctx context.Context, f *tokenFetch, why string, afterRefusal bool, log *slog.Logger) {
+	c := &b.cache
+	var (
+		t     *oauth2.Token
+		err   error
+		timed bool
+	)
+	for attempt := 1; ; attempt++ {
+		c.mu.Lock()
+		wait, throttled := time.Until(c.notBefore), c.throttled
+		c.mu.Unlock()
+		if wait > 0 {
+			time.Sleep(wait)
+			c.mu.Lock()
+			nobody := f.waiters == 0
+			c.mu.Unlock()
+			if nobody {
+				// Every request gave up meanwhile: the next one
+				// starts afresh.
+				t, err, timed = nil, throttled, false
+				break
+			}
+		}
+		t, err, timed = b.fetchOnce(ctx, why, attempt, log)
+		delay, ok := retryAfter(err)
+		if !ok {
+			break
+		}
+		c.mu.Lock()
+		c.notBefore, c.throttled = time.Now().Add(delay), err
+		c.mu.Unlock()
+		if attempt == fetchAttempts {
+			break
+		}
+	}
+	var h *heldToken
+	if err == nil {
+		h = &heldToken{token: t, at: time.Now(), afterRefusal: afterRefusal}
+	}
+	c.mu.Lock()
+	if err == nil {
+		c.held = h
+	}
+	if c.flight == f {
+		c.flight = nil
+	}
+	f.held, f.err, f.timed = h, err, timed
+	c.mu.Unlock()
+	close(f.done)
+}
+
+// fetchOnce calls Fetch once, bounded by FetchTimeout, and checks what it
+// returns. timed reports that the bound was reached. When Fetch ignores
+// its context and overruns the bound, its call is abandoned: whatever it
+// returns later is dropped.
+func (b *Bearer) fetchOnce(ctx context.Context, why string, attempt int, log *slog.Logger) (t *oauth2.Token, err error, timed bool) {
+	timeout := b.FetchTimeout
+	if timeout <= 0 {
+		timeout = DefaultFetchTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type result struct {
+		t   *oauth2.Token
+		err error
+	}
+	res := make(chan result, 1)
 	start := time.Now()
-	t, err := b.source(ctx)
+	go func() {
+		t, err := b.source(ctx)
+		res <- result{t, err}
+	}()
+	select {
+	case r := <-res:
+		t, err = r.t, r.err
+		timed = err != nil && ctx.Err() != nil
+	case <-ctx.Done():
+		err, timed = ctx.Err(), true
+	}
 	switch {
+	case timed:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			err = errors.Join(context.DeadlineExceeded, err)
+		}
+		err = fmt.Errorf("bearer: fetching a token: no answer within FetchTimeout (%v): %w", timeout, err)
 	case err != nil:
 		err = tokenError(err)
 	case t == nil || t.AccessToken == "":
@@ -93,23 +256,21 @@ func (b *Bearer) fetch(ctx context.Context, f *tokenFetch, why string, log *slog
 		err = fmt.Errorf("bearer: the token source returned a token of type %q, not Bearer", truncateForError(t.TokenType))
 	}
 	if log.Enabled(ctx, slog.LevelDebug) {
-		attrs := []slog.Attr{slog.String("why", why), slog.Duration("took", time.Since(start))}
+		attrs := []slog.Attr{slog.String("why", why), slog.Int("attempt", attempt), slog.Duration("took", time.Since(start))}
 		if err != nil {
 			attrs = append(attrs, slog.String("error", err.Error()))
+			if d, ok := retryAfter(err); ok {
+				attrs = append(attrs, slog.Duration("retry_after", d))
+			}
 		} else if !t.Expiry.IsZero() {
 			attrs = append(attrs, slog.Time("expiry", t.Expiry))
 		}
 		log.LogAttrs(ctx, slog.LevelDebug, "anyauth: bearer token fetch", attrs...)
 	}
-	c := &b.cache
-	c.mu.Lock()
-	if err == nil {
-		c.token = t
+	if err != nil {
+		t = nil
 	}
-	c.flight = nil
-	f.token, f.err = t, err
-	c.mu.Unlock()
-	close(f.done)
+	return t, err, timed
 }
 
 // fresh reports whether t is valid for longer than the expiry delta.
@@ -126,7 +287,8 @@ func (b *Bearer) fresh(t *oauth2.Token) bool {
 
 // tokenError wraps an error of the token source. A refusal by the
 // authorization server (a 4xx RetrieveError: invalid_client,
-// invalid_grant) is permanent; a 5xx or a network error is not.
+// invalid_grant) is permanent; a 408, a 429, a 5xx or a network error is
+// not.
 func tokenError(err error) error {
 	err = fmt.Errorf("bearer: fetching a token: %w", err)
 	var re *oauth2.RetrieveError
@@ -135,4 +297,34 @@ func tokenError(err error) error {
 		return anyauth.Permanent(err)
 	}
 	return err
+}
+
+// retryAfter reports whether err is a 429 or 503 from the token endpoint,
+// and how long to wait before calling it again: its Retry-After (delay
+// seconds or HTTP-date), within retryAfterMin and retryAfterMax.
+func retryAfter(err error) (time.Duration, bool) {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response == nil {
+		return 0, false
+	}
+	if s := re.Response.StatusCode; s != http.StatusTooManyRequests && s != http.StatusServiceUnavailable {
+		return 0, false
+	}
+	return parseRetryAfter(re.Response.Header.Get("Retry-After"), time.Now()), true
+}
+
+// parseRetryAfter reads a Retry-After value (RFC 9110 §10.2.3) at now,
+// bounded by retryAfterMin and retryAfterMax.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	d := retryAfterMin
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if n > uint64(retryAfterMax/time.Second) {
+			n = uint64(retryAfterMax / time.Second)
+		}
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, retryAfterMin), retryAfterMax)
 }
