@@ -3,6 +3,7 @@ package anyauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -22,6 +23,12 @@ const DefaultMaxBodyBuffer = 1 << 20
 //     buffer of up to the limit as it goes, so that an attempt that meets a
 //     challenge can be replayed while no more than the limit was read;
 //   - noBody.
+//
+// The GetBody an attempt's request advertises makes copies of the body
+// that read it independently of the attempt: a Leg hashes one (Digest
+// auth-int) just before the attempt is sent, and the base transport may
+// send one instead of the attempt's body when it retries. Making or
+// reading a copy neither ends the attempt nor moves where it reads.
 type replaySource interface {
 	// next returns the body of the next attempt, and the GetBody that
 	// attempt's request advertises (nil when the body cannot be read
@@ -51,9 +58,7 @@ func newReplaySource(req *http.Request, limit int64) replaySource {
 	}
 	if s, ok := req.Body.(io.ReadSeeker); ok {
 		if off, err := s.Seek(0, io.SeekCurrent); err == nil {
-			b := &seekSource{seeker: s, start: off}
-			b.init(req.Body)
-			return b
+			return newSeekSource(req.Body, s, off)
 		}
 	}
 	return newTeeSource(req.Body, limit, req.ContentLength)
@@ -105,7 +110,11 @@ type shared struct {
 	reading bool // a Read of orig is in progress (without mu held)
 	ended   bool // the request is over
 	closed  bool // orig was closed
-	current *attemptReader
+	// live are the last attempt's reader and the copies its GetBody
+	// made; gen counts the attempts ended, so that the GetBody of an
+	// ended attempt makes no more copies.
+	live    []*attemptReader
+	gen     uint64
 	onClose func() // called once the caller's body is closed
 }
 
@@ -125,28 +134,50 @@ func (s *shared) closeLocked() {
 	}
 }
 
-// endAttemptLocked cuts the last attempt off: its later reads fail.
+// endAttemptLocked cuts the last attempt off, with the copies of its
+// body: their later reads fail.
 func (s *shared) endAttemptLocked() {
-	if s.current != nil {
-		s.current.off = true
+	for i, r := range s.live {
+		r.off = true
+		s.live[i] = nil
 	}
+	s.live = s.live[:0]
+	s.gen++
+}
+
+// openLocked reports whether a reader of the last attempt, or a copy, may
+// still be read: it was neither closed nor cut off.
+func (s *shared) openLocked() bool {
+	for _, r := range s.live {
+		if !r.closed && !r.off {
+			return true
+		}
+	}
+	return false
 }
 
 // release ends the request. The caller's body is closed now unless the
-// transport still holds the last attempt's reader, in which case its
-// Close does it.
+// transport still holds the last attempt's reader (or a copy), in which
+// case the last Close does it.
 func (s *shared) release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ended = true
-	if s.current == nil || s.current.closed || s.current.off {
+	if !s.openLocked() {
 		s.closeLocked()
 	}
 }
 
-// attemptReader is one attempt's view of a shared body. Reads of the
-// caller's body run without any lock held, so a transport can give up on
-// an attempt (an early response, a cancelled context) while a Read blocks.
+// copyableLocked reports whether the GetBody of attempt gen may make a
+// copy: that attempt is still the last, and the request goes on.
+func (s *shared) copyableLocked(gen uint64) bool {
+	return gen == s.gen && !s.ended && !s.closed
+}
+
+// attemptReader is one attempt's view of a shared body, or a copy of it
+// that its GetBody made. Reads of the caller's body run without any lock
+// held, so a transport can give up on an attempt (an early response, a
+// cancelled context) while a Read blocks.
 type attemptReader struct {
 	s      *shared
 	read   func(r *attemptReader, p []byte) (int, error) // called with s.mu held
@@ -154,10 +185,15 @@ type attemptReader struct {
 	done   <-chan struct{}                               // ctx.Done()
 	off    bool                                          // cut off: the attempt is over
 	closed bool                                          // the transport closed it
-	n      int64                                         // bytes this attempt read
+	n      int64                                         // bytes this reader read
 }
 
 var errBodyCutOff = errors.New("anyauth: request body read after its attempt ended")
+
+// errBodyOverBuffer is what a copy of a body that has neither GetBody nor
+// Seek gives once it would read past the buffer: the body cannot be read
+// again whole. Digest answers qop=auth then, when it may.
+var errBodyOverBuffer = fmt.Errorf("%w: it is larger than Transport.MaxBodyBuffer", ErrBodyNotReplayable)
 
 func (r *attemptReader) Read(p []byte) (int, error) {
 	r.s.mu.Lock()
@@ -169,67 +205,117 @@ func (r *attemptReader) Read(p []byte) (int, error) {
 }
 
 // Close records that the transport is done; it closes the caller's body
-// if the request has already ended.
+// if the request has already ended and no other reader is still open.
 func (r *attemptReader) Close() error {
 	r.s.mu.Lock()
 	defer r.s.mu.Unlock()
 	r.closed = true
-	if r.s.ended {
+	if r.s.ended && !r.s.openLocked() {
 		r.s.closeLocked()
 	}
 	return nil
 }
 
-// readOrig reads the caller's body into p with s.mu released during the
-// Read, and returns with it held again.
-func (s *shared) readOrig(p []byte) (int, error) {
-	for s.reading { // an abandoned attempt is still in a Read
-		s.cond.Wait()
-	}
-	s.reading = true
-	s.mu.Unlock()
-	n, err := s.orig.Read(p)
-	s.mu.Lock()
-	s.reading = false
-	s.cond.Broadcast()
-	return n, err
-}
-
 // seekSource replays a seekable body by seeking it back to where it
-// started. A new attempt waits until a read of the old one has ended, so
-// that a transport still writing an old attempt can never read from the
-// new position.
+// started. Every reader (the attempt's, or a copy its GetBody made) reads
+// from where it is in the body: a read seeks there first if another
+// reader moved the body meanwhile. A copy reads with ReadAt when the body
+// has it (*os.File), which leaves the body's offset alone. Reads of the
+// caller's body are serialized, so that a transport still writing an
+// old attempt never reads while another reader seeks.
 type seekSource struct {
 	shared
 	seeker io.ReadSeeker
+	at     io.ReaderAt // the body's ReadAt, if any, for copies
 	start  int64
+	pos    int64 // the body's offset, or -1 when unknown (a Seek failed)
+}
+
+func newSeekSource(body io.ReadCloser, s io.ReadSeeker, start int64) *seekSource {
+	b := &seekSource{seeker: s, start: start, pos: start}
+	b.at, _ = s.(io.ReaderAt)
+	b.init(body)
+	return b
 }
 
 func (b *seekSource) next(context.Context) (io.ReadCloser, func() (io.ReadCloser, error), error) {
-	body, err := b.rewind()
-	return body, b.rewind, err
-}
-
-func (b *seekSource) rewind() (io.ReadCloser, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.endAttemptLocked()
-	for b.reading {
+	for b.reading { // an abandoned attempt is still in a Read
 		b.cond.Wait()
 	}
 	if _, err := b.seeker.Seek(b.start, io.SeekStart); err != nil {
-		return nil, err
+		b.pos = -1
+		return nil, nil, err
 	}
-	r := &attemptReader{s: &b.shared, read: func(r *attemptReader, p []byte) (int, error) {
-		n, err := b.readOrig(p)
-		if r.off {
-			return 0, errBodyCutOff
-		}
-		r.n += int64(n)
-		return n, err
-	}}
-	b.current = r
+	b.pos = b.start
+	r := &attemptReader{s: &b.shared, read: b.readAttempt}
+	b.live = append(b.live, r)
+	gen := b.gen
+	return r, func() (io.ReadCloser, error) { return b.copyBody(gen) }, nil
+}
+
+// copyBody is attempt gen's GetBody: a reader of the whole body of its
+// own, from the start.
+func (b *seekSource) copyBody(gen uint64) (io.ReadCloser, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.copyableLocked(gen) {
+		return nil, errBodyCutOff
+	}
+	r := &attemptReader{s: &b.shared, read: b.readCopy}
+	b.live = append(b.live, r)
 	return r, nil
+}
+
+func (b *seekSource) readAttempt(r *attemptReader, p []byte) (int, error) {
+	return b.readLocked(r, p, false)
+}
+
+func (b *seekSource) readCopy(r *attemptReader, p []byte) (int, error) {
+	return b.readLocked(r, p, b.at != nil)
+}
+
+// readLocked reads the body at r's position into p, with ReadAt when
+// useAt is set, else by seeking there (unless the body is there) and
+// reading. It waits for any other read to end, runs its own with b.mu
+// released, and returns with b.mu held again.
+func (b *seekSource) readLocked(r *attemptReader, p []byte, useAt bool) (int, error) {
+	for b.reading {
+		b.cond.Wait()
+	}
+	if r.off {
+		return 0, errBodyCutOff
+	}
+	off := b.start + r.n
+	if !useAt && b.pos != off {
+		if _, err := b.seeker.Seek(off, io.SeekStart); err != nil {
+			b.pos = -1
+			return 0, err
+		}
+		b.pos = off
+	}
+	b.reading = true
+	b.mu.Unlock()
+	var n int
+	var err error
+	if useAt {
+		n, err = b.at.ReadAt(p, off)
+	} else {
+		n, err = b.seeker.Read(p)
+	}
+	b.mu.Lock()
+	b.reading = false
+	b.cond.Broadcast()
+	if !useAt {
+		b.pos += int64(n)
+	}
+	if r.off {
+		return 0, errBodyCutOff
+	}
+	r.n += int64(n)
+	return n, err
 }
 
 func (b *seekSource) canReplay() bool { return true }
@@ -249,6 +335,12 @@ func (b *seekSource) close()          { b.release() }
 // when its request's context ends: net/http waits for its body writer
 // before it returns, and a Read of the caller's body cannot be
 // interrupted.
+//
+// While the buffer may still hold the whole body, an attempt's GetBody
+// makes copies that read it from the buffer, reading the caller's body
+// into the buffer as they go; a copy that would read past the limit fails
+// with errBodyOverBuffer instead, leaving the chunk it received for the
+// attempt, which can still send the whole body.
 type teeSource struct {
 	shared
 	limit  int64 // < 0: never buffer
@@ -265,6 +357,8 @@ type teeSource struct {
 	// attempt has not taken yet of it is served from there.
 	pend   []byte
 	pendAt int64
+
+	receiving bool // a reader waits for the next chunk (without mu held)
 
 	pumpOnce sync.Once
 	chunks   chan chunk
@@ -312,8 +406,58 @@ func (b *teeSource) next(ctx context.Context) (io.ReadCloser, func() (io.ReadClo
 	b.sends++
 	b.endAttemptLocked()
 	r := &attemptReader{s: &b.shared, read: b.readAt, done: ctx.Done(), ctx: ctx}
-	b.current = r
-	return r, nil, nil
+	b.live = append(b.live, r)
+	if !b.fitsLocked() {
+		return r, nil, nil
+	}
+	gen := b.gen
+	return r, func() (io.ReadCloser, error) { return b.copyBody(ctx, gen) }, nil
+}
+
+// fitsLocked reports whether the buffer may still hold the whole body: no
+// more than the limit was read, and the body is not known to be longer.
+func (b *teeSource) fitsLocked() bool {
+	return b.limit >= 0 && !b.overflow && b.length <= b.limit
+}
+
+// copyBody is attempt gen's GetBody: a reader of the whole body from the
+// buffer.
+func (b *teeSource) copyBody(ctx context.Context, gen uint64) (io.ReadCloser, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.copyableLocked(gen) {
+		return nil, errBodyCutOff
+	}
+	if !b.fitsLocked() {
+		return nil, errBodyOverBuffer
+	}
+	r := &attemptReader{s: &b.shared, read: b.readCopy, done: ctx.Done(), ctx: ctx}
+	b.live = append(b.live, r)
+	return r, nil
+}
+
+// readCopy serves copy r, with b.mu held: from the buffer, which while
+// !overflow holds every byte read so far, then from the caller's body
+// (into the buffer). It never takes a chunk that overflowed the buffer,
+// so that the attempt, which has not read it yet, still can.
+func (b *teeSource) readCopy(r *attemptReader, p []byte) (int, error) {
+	for {
+		switch {
+		case r.n < int64(len(b.buf)):
+			n := copy(p, b.buf[r.n:])
+			r.n += int64(n)
+			return n, nil
+		case b.overflow:
+			return 0, errBodyOverBuffer
+		case b.eof:
+			return 0, io.EOF
+		case b.srcErr != nil:
+			return 0, b.srcErr
+		}
+		if err := b.receive(r); err != nil {
+			return 0, err
+		}
+	}
 }
 
 // readAt serves attempt r, with b.mu held: from the buffer while it is
@@ -347,7 +491,17 @@ func (b *teeSource) readAt(r *attemptReader, p []byte) (int, error) {
 
 // receive waits, with b.mu released, for the next chunk of the caller's
 // body and records it; it gives up when r's request ends or r is cut off.
+// One reader receives at a time, so that chunks are recorded in the order
+// they were read; another returns once that one is done, to look again.
 func (b *teeSource) receive(r *attemptReader) error {
+	if b.receiving {
+		b.cond.Wait()
+		if r.off {
+			return errBodyCutOff
+		}
+		return r.ctx.Err()
+	}
+	b.receiving = true
 	b.pumpOnce.Do(func() { go b.pump() })
 	b.mu.Unlock()
 	var c chunk
@@ -360,6 +514,8 @@ func (b *teeSource) receive(r *attemptReader) error {
 		err = errBodyCutOff
 	}
 	b.mu.Lock()
+	b.receiving = false
+	b.cond.Broadcast()
 	if err != nil {
 		return err
 	}

@@ -156,7 +156,11 @@ type Leg interface {
 	// Apply sets the answer on req, the next round trip's request: the
 	// header named by Space.AnswerHeader, and any other header the scheme
 	// needs. When req's body can be read again, req.GetBody is set and
-	// Apply may read it (Digest auth-int hashes it).
+	// Apply may read it (Digest auth-int hashes it): each call returns a
+	// reader of its own that leaves the round trip's body where it is.
+	// For a body that is streamed (no GetBody of the caller, not
+	// seekable), reading past Transport.MaxBodyBuffer through it fails
+	// with an error wrapping ErrBodyNotReplayable.
 	Apply(req *http.Request) error
 
 	// Continue is called when the request that carried the answer was

@@ -3,6 +3,7 @@ package schemes
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -58,9 +59,10 @@ func (l *digestLeg) Apply(req *http.Request) error {
 
 // header returns the header value for req and records what it signed. It
 // answers qop=auth-int when it is offered, preferred, and the body can be
-// read again (hashing the body through GetBody); otherwise qop=auth when
-// offered; an auth-int-only challenge with a body that cannot be re-read
-// gives an error wrapping ErrBodyNotReadable.
+// read again (hashing the body through GetBody, which may fail with
+// anyauth.ErrBodyNotReplayable for a stream over the Transport's buffer);
+// otherwise qop=auth when offered; an auth-int-only challenge with a body
+// that cannot be re-read gives an error wrapping ErrBodyNotReadable.
 func (l *digestLeg) header(req *http.Request) (string, error) {
 	s := l.s
 	st := l.lane.state.Load()
@@ -76,17 +78,25 @@ func (l *digestLeg) header(req *http.Request) (string, error) {
 	if in.method == "" {
 		in.method = http.MethodGet
 	}
-	switch {
-	case ch.qopAuthInt && s.cfg.prefersAuthInt(ch) && bodyReadable(req):
-		in.qop = "auth-int"
+	authInt := ch.qopAuthInt && s.cfg.prefersAuthInt(ch) && bodyReadable(req)
+	if authInt {
 		getBody := req.GetBody
 		if req.Body == nil || req.Body == http.NoBody {
 			getBody = nil // no body: H("")
 		}
 		var err error
 		if in.bodyHash, err = hashBody(in.h, getBody); err != nil {
-			return "", err
+			if !errors.Is(err, anyauth.ErrBodyNotReplayable) {
+				return "", err
+			}
+			// A stream larger than the Transport's buffer: it cannot be
+			// read again whole, as if there were no GetBody.
+			authInt = false
 		}
+	}
+	switch {
+	case authInt:
+		in.qop = "auth-int"
 	case ch.qopAuth:
 		in.qop = "auth"
 	case ch.qopAuthInt:
