@@ -300,22 +300,22 @@ func (c Chain) Credentials(ctx context.Context, space *ProtectionSpace) (*UserPa
 //     asked again, so a prompt can offer other credentials.
 //
 // It lives inside the request's exchange and allocates nothing for the
-// first two realms it records.
+// first realm it records.
 type requestCredentials struct {
 	provider CredentialProvider
 	digests  *passwordDigests // the Transport's, to name identities
 	given    []givenCredentials
-	givenBuf [2]givenCredentials
+	givenBuf [1]givenCredentials
 	refused  []refusedCredentials
 }
 
 // givenCredentials is what the provider answered for a space (its path
 // aside: a realm's credentials are the same in every directory): up, or
-// none when it had no credentials.
+// none when it had no credentials. space is the space the provider was
+// asked about: a cache entry's or an Attempt's, neither of which changes.
 type givenCredentials struct {
-	space ProtectionSpace
+	space *ProtectionSpace
 	up    UserPassword
-	who   identity // identityOf(up), the zero identity for none
 	none  bool
 }
 
@@ -323,13 +323,13 @@ type givenCredentials struct {
 // or proxy.
 func sameRealm(a, b *ProtectionSpace) bool {
 	return a.Proxy == b.Proxy && a.Realm == b.Realm && a.Host == b.Host && a.Port == b.Port &&
-		a.URLScheme == b.URLScheme && strings.EqualFold(a.AuthScheme, b.AuthScheme)
+		a.URLScheme == b.URLScheme && (a.AuthScheme == b.AuthScheme || strings.EqualFold(a.AuthScheme, b.AuthScheme))
 }
 
 // recorded returns what the provider answered for space on this request.
 func (r *requestCredentials) recorded(space *ProtectionSpace) *givenCredentials {
 	for i := range r.given {
-		if sameRealm(&r.given[i].space, space) {
+		if sameRealm(r.given[i].space, space) {
 			return &r.given[i]
 		}
 	}
@@ -348,7 +348,7 @@ func (r *requestCredentials) lookup(space *ProtectionSpace) (UserPassword, bool)
 // request, and who the answer named (the zero identity for none).
 func (r *requestCredentials) asked(space *ProtectionSpace) (identity, bool) {
 	if g := r.recorded(space); g != nil {
-		return g.who, true
+		return r.identity(g), true
 	}
 	return identity{}, false
 }
@@ -406,12 +406,12 @@ func (r *requestCredentials) record(space *ProtectionSpace, up *UserPassword, no
 		if r.given == nil {
 			r.given = r.givenBuf[:0]
 		}
-		r.given = append(r.given, givenCredentials{space: *space})
+		r.given = append(r.given, givenCredentials{space: space})
 		g = &r.given[len(r.given)-1]
 	}
-	g.none, g.up, g.who = none, UserPassword{}, identity{}
+	g.none, g.up = none, UserPassword{}
 	if !none {
-		g.up, g.who = *up, r.digests.identityOf(up)
+		g.up = *up
 	}
 	return g
 }
@@ -423,6 +423,14 @@ func (r *requestCredentials) wasRefused(up *UserPassword, space *ProtectionSpace
 		}
 	}
 	return false
+}
+
+// identity names who g's credentials are, the zero identity for none.
+func (r *requestCredentials) identity(g *givenCredentials) identity {
+	if g.none {
+		return identity{}
+	}
+	return r.digests.identityOf(&g.up)
 }
 
 // refuse records that the credentials given for space were refused.

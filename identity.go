@@ -77,7 +77,7 @@ func (x *exchange) whoFor(s *side, space *ProtectionSpace) (identity, bool) {
 	g, err := s.memo.ask(x.ctx(), space)
 	switch {
 	case err == nil:
-		return g.who, true
+		return s.memo.identity(g), true
 	case errors.Is(err, ErrNoCredentials):
 		return identity{}, true
 	}

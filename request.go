@@ -91,7 +91,7 @@ func (x *exchange) build() (*http.Request, error) {
 			}
 		}
 	}
-	if out.URL.Scheme == "https" && out.Header.Get("Proxy-Authorization") != "" {
+	if out.URL.Scheme == "https" && hasHeader(out.Header, "Proxy-Authorization") {
 		// It would ride the CONNECT tunnel to the origin: proxies are
 		// answered on the tunnel itself.
 		out.Header.Del("Proxy-Authorization")

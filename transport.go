@@ -212,7 +212,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		origin: side{
 			challengeHeader: "Www-Authenticate",
 			memo:            requestCredentials{provider: t.Credentials, digests: &t.digests},
-			disabled:        req.Header.Get("Authorization") != "",
+			disabled:        hasHeader(req.Header, "Authorization"),
 		},
 		proxy: side{
 			proxy:           true,
@@ -220,7 +220,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		},
 	}
 	x.proxyURL = t.proxyURL(req)
-	x.proxy.disabled = x.proxyURL == nil || req.Header.Get("Proxy-Authorization") != ""
+	x.proxy.disabled = x.proxyURL == nil || hasHeader(req.Header, "Proxy-Authorization")
 	x.proxy.memo.provider, x.proxy.memo.digests = t.proxyCredentials(x.proxyURL), &t.digests
 	defer x.end()
 	return x.run()
@@ -295,3 +295,11 @@ func (t *Transport) String() string {
 // Format prints String whatever the verb, so no credential or cached
 // answer can be printed by accident.
 func (t *Transport) Format(f fmt.State, _ rune) { io.WriteString(f, t.String()) }
+
+// hasHeader reports whether h holds a non-empty value of the field named
+// canonicalKey, as h.Get(canonicalKey) != "" would, without canonicalizing
+// the name again on every request.
+func hasHeader(h http.Header, canonicalKey string) bool {
+	v := h[canonicalKey]
+	return len(v) > 0 && v[0] != ""
+}

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,10 +22,15 @@ import (
 
 // benchServer challenges requests without Authorization and accepts any
 // that has one, so benchmarks measure the client, not a verifier. It
-// counts the requests it sees.
+// counts the requests it sees. Like Apache and lighttpd, it hands out a
+// fresh nonce with every Digest challenge: with one static nonce, the
+// Transport lets one request at a time answer with it (so that a server
+// that wants its nc to rise gets them in order), and concurrent requests
+// would measure that queue.
 type benchServer struct {
 	*httptest.Server
-	hits atomic.Int64
+	hits   atomic.Int64
+	nonces atomic.Int64
 }
 
 func newBenchServer(challenge string) *benchServer {
@@ -33,7 +39,8 @@ func newBenchServer(challenge string) *benchServer {
 		s.hits.Add(1)
 		io.Copy(io.Discard, r.Body)
 		if r.Header.Get("Authorization") == "" {
-			w.Header().Set("WWW-Authenticate", challenge)
+			fresh := strings.Replace(challenge, `nonce="`, `nonce="`+strconv.FormatInt(s.nonces.Add(1), 36)+"-", 1)
+			w.Header().Set("WWW-Authenticate", fresh)
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}

@@ -88,7 +88,7 @@ func (s *basicSession) Start(context.Context, *http.Request) (anyauth.Leg, error
 
 // Apply sets the header.
 func (s *basicSession) Apply(req *http.Request) error {
-	req.Header.Set(s.answerHeader, s.header)
+	req.Header[s.answerHeader] = []string{s.header} // the name is canonical already
 	return nil
 }
 

@@ -207,7 +207,7 @@ type bearerLeg struct {
 
 // Apply sets "Authorization: Bearer <token>".
 func (l *bearerLeg) Apply(req *http.Request) error {
-	req.Header.Set(l.s.header, "Bearer "+l.held.token.AccessToken)
+	req.Header[l.s.header] = []string{"Bearer " + l.held.token.AccessToken} // the name is canonical already
 	return nil
 }
 

@@ -53,7 +53,7 @@ func (l *digestLeg) Apply(req *http.Request) error {
 	if err != nil {
 		return err
 	}
-	req.Header.Set(l.s.answerHeader, h)
+	req.Header[l.s.answerHeader] = []string{h} // the name is canonical already
 	return nil
 }
 

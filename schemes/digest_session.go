@@ -26,30 +26,47 @@ import (
 // that hands every client the same nonce and wants its nc to rise then
 // receives the counts in order, whichever lanes and sessions hold it.
 type counter struct {
-	n   atomic.Uint64
-	sem chan struct{} // holds a token while a request answers with the nonce
+	n atomic.Uint64
+	// held is 1 while a request answers with the nonce; waiters count
+	// the requests waiting for it, woken one at a time through wake.
+	held    atomic.Int32
+	waiters atomic.Int32
+	wake    chan struct{}
 }
 
-func newCounter() *counter { return &counter{sem: make(chan struct{}, 1)} }
+func newCounter() *counter { return &counter{wake: make(chan struct{}, 1)} }
 
 // hold waits, within ctx, until no other request answers with the nonce,
-// and takes it.
+// and takes it. Uncontended, it is one compare-and-swap.
 func (c *counter) hold(ctx context.Context) error {
-	select {
-	case c.sem <- struct{}{}:
+	if c.held.CompareAndSwap(0, 1) {
 		return nil
-	default:
 	}
-	select {
-	case c.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("digest: waiting for another request that answers with the same nonce: %w", ctx.Err())
+	c.waiters.Add(1)
+	defer c.waiters.Add(-1)
+	for {
+		if c.held.CompareAndSwap(0, 1) {
+			return nil
+		}
+		select {
+		case <-c.wake:
+		case <-ctx.Done():
+			return fmt.Errorf("digest: waiting for another request that answers with the same nonce: %w", ctx.Err())
+		}
 	}
 }
 
-// unhold lets the next request answer with the nonce.
-func (c *counter) unhold() { <-c.sem }
+// unhold lets the next request answer with the nonce, waking one that
+// waits.
+func (c *counter) unhold() {
+	c.held.Store(0)
+	if c.waiters.Load() > 0 {
+		select {
+		case c.wake <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+	}
+}
 
 // maxNC is the largest nonce count that fits the 8 hex digits of nc.
 const maxNC = 0xffffffff
