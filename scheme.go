@@ -77,8 +77,9 @@ type Traits struct {
 
 	// NeverPreemptive means a request is answered only after it was
 	// challenged: the Transport does not keep the Session for later
-	// requests (Negotiate, unless told otherwise, and NTLM, whose answers
-	// are bound to a request or a connection). A space of a
+	// requests (NTLM, whose answers are bound to a connection, and a
+	// user's scheme whose answer holds what only one challenge may
+	// carry). A space of a
 	// ConnectionBound scheme is remembered all the same, but only to find
 	// the connections it authenticated.
 	NeverPreemptive bool

@@ -53,8 +53,12 @@ import (
 // Each answer carries a fresh authenticator, since servers keep replay
 // caches. No goroutine outlives a KDC exchange.
 //
-// Negotiate answers are not sent preemptively unless Preemptive lists the
-// origin. Mutual authentication is asked for and checked as Mutual says.
+// Once a Negotiate answer succeeded in a protection space, later requests
+// of the space (and of the same identity) carry a fresh AP-REQ from the
+// first round trip, with the cached service ticket and a new
+// authenticator, so N requests cost N+1 round trips, as for Basic and
+// Digest; a refused preemptive answer falls back to the challenge.
+// Mutual authentication is asked for and checked as Mutual says.
 //
 // A Kerberos must not be copied after first use. Its String and Format
 // never show the password.
@@ -101,12 +105,12 @@ type Kerberos struct {
 	// through.
 	Mutual MutualMode
 
-	// Preemptive lists the origins ("https://intranet.example.com") whose
-	// requests carry a Negotiate answer from the start, once one request
-	// of the protection space was answered: N requests then cost N+1
-	// round trips instead of 2N. Each answer still carries a fresh
-	// authenticator. Elsewhere, and for proxies, every request is first
-	// challenged.
+	// Preemptive is kept for compatibility and has no effect: every
+	// protection space is answered preemptively once a Negotiate answer
+	// succeeded in it (see Kerberos).
+	//
+	// Deprecated: Negotiate is preemptive everywhere after its first
+	// success.
 	Preemptive anyauth.Origins
 
 	mu      sync.Mutex
@@ -122,11 +126,10 @@ type Kerberos struct {
 // Name returns "Negotiate".
 func (*Kerberos) Name() string { return "Negotiate" }
 
-// Traits reports that Negotiate answers are never preemptive, unless
-// Preemptive lists origins.
-func (k *Kerberos) Traits() anyauth.Traits {
-	return anyauth.Traits{NeverPreemptive: len(k.Preemptive) == 0}
-}
+// Traits reports the zero Traits: a Negotiate answer reveals no reusable
+// secret, is sent preemptively once its space is known (each with a
+// fresh authenticator), and is not bound to a connection.
+func (k *Kerberos) Traits() anyauth.Traits { return anyauth.Traits{} }
 
 // Strength returns anyauth.StrengthNegotiate when Kerberos credentials
 // may be available: a keytab or password is configured, or a krb5.conf
@@ -349,7 +352,6 @@ func (k *Kerberos) Begin(ctx context.Context, _ *anyauth.Challenge, a *anyauth.A
 		spn:             spn,
 		answerHeader:    a.Space.AnswerHeader(),
 		challengeHeader: a.Space.ChallengeHeader(),
-		preemptive:      k.Preemptive.Allows(&a.Space),
 		mutual:          mutual,
 		log:             log,
 	}, nil

@@ -273,33 +273,35 @@ func TestBadAPRep(t *testing.T) {
 	}
 }
 
-// TestPreemptiveOnlyWhereAsked: with Preemptive listing another origin,
-// this origin's requests are still challenged every time.
-func TestPreemptiveOnlyWhereAsked(t *testing.T) {
+// TestPreemptiveAfterFirstSuccess: once a Negotiate answer succeeded in a
+// space, later requests carry a fresh AP-REQ from the start: 3 requests,
+// 4 round trips, on every origin (Preemptive no longer matters). A
+// preemptive answer the server refuses falls back to the challenge.
+func TestPreemptiveAfterFirstSuccess(t *testing.T) {
+	refuse := false
 	f, url, kdc := fake(t, func(_ int, auth types.Authenticator, key types.EncryptionKey, w http.ResponseWriter) {
+		if refuse {
+			refuse = false
+			w.Header().Set("WWW-Authenticate", "Negotiate")
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
 		accept(t, w, auth, key, 0)
 	})
-	k := kerberos(kdc)
-	k.Preemptive = anyauth.Origins{"https://elsewhere.example"}
-	tr := transport([]anyauth.Scheme{k}, nil)
-	for i := 0; i < 3; i++ {
-		if resp, _, err := get(t, tr, url); err != nil || resp.StatusCode != 200 {
-			t.Fatal(resp, err)
-		}
-	}
-	if f.trips != 6 {
-		t.Errorf("%d round trips for 3 requests, want 6", f.trips)
-	}
-	k = kerberos(kdc)
-	k.Preemptive = anyauth.Origins{url}
-	f.trips = 0
-	tr = transport([]anyauth.Scheme{k}, nil)
+	tr := transport([]anyauth.Scheme{kerberos(kdc)}, nil)
 	for i := 0; i < 3; i++ {
 		if resp, _, err := get(t, tr, url); err != nil || resp.StatusCode != 200 {
 			t.Fatal(resp, err)
 		}
 	}
 	if f.trips != 4 {
-		t.Errorf("preemptive: %d round trips for 3 requests, want 4", f.trips)
+		t.Errorf("%d round trips for 3 requests, want 4", f.trips)
+	}
+	f.trips, refuse = 0, true
+	if resp, _, err := get(t, tr, url); err != nil || resp.StatusCode != 200 {
+		t.Fatal(resp, err)
+	}
+	if f.trips != 2 {
+		t.Errorf("a refused preemptive answer: %d round trips, want 2 (refused, then answered again)", f.trips)
 	}
 }

@@ -2,11 +2,9 @@ package negotiate
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/anyauth/anyauth"
@@ -20,21 +18,14 @@ type session struct {
 	spn             string
 	answerHeader    string
 	challengeHeader string
-	preemptive      bool // the origin is in Kerberos.Preemptive
-	started         atomic.Bool
 	mutual          MutualMode
 	log             *slog.Logger
 }
 
 // Start takes the service ticket (from the cache, or from the KDC) for
-// one request. A session whose origin is not in Kerberos.Preemptive
-// answers only the request that Begin was for: a later Start returns an
-// error wrapping anyauth.ErrNoCredentials, so that the request goes
-// without an answer and is challenged.
+// one request: the request Begin was for, and, once the space is known,
+// every later one (preemptively).
 func (s *session) Start(ctx context.Context, _ *http.Request) (anyauth.Leg, error) {
-	if !s.preemptive && s.started.Swap(true) {
-		return nil, stepAside(errors.New("negotiate: Negotiate is not preemptive for this origin"))
-	}
 	t, err := s.src.Ticket(ctx, s.spn)
 	if err != nil {
 		return nil, err

@@ -345,9 +345,18 @@ func (s *source) kdcError(what string, err error) error {
 }
 
 // Ticket returns a fresh service ticket for spn ("HTTP/host"), from the
-// cache or from the KDC. At most one TGS-REQ per spn is in flight.
+// cache or from the KDC. At most one TGS-REQ per spn is in flight. A
+// credential cache that kinit or kdestroy changed is read again first.
 func (s *source) Ticket(ctx context.Context, spn string) (*ticket, error) {
 	s.mu.Lock()
+	if s.kind == "ccache" {
+		// kinit or kdestroy changed the cache since its tickets were
+		// read: what it holds now is what counts, also for the service
+		// tickets of preemptive answers.
+		if stamp, err := stampOf(s.ccPath); err != nil || stamp != s.ccStamp {
+			s.tgt, s.tickets = nil, nil
+		}
+	}
 	if t := s.tickets[spn]; t.fresh(time.Now()) {
 		s.mu.Unlock()
 		return t, nil
