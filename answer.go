@@ -106,7 +106,9 @@ func (x *exchange) beginOne(s *side, out *http.Request, c Candidate, rejected *c
 	space, prefixes := x.spaceFor(s, c)
 	if host, refused := x.t.cleartextRefused(c.Scheme, &space, x.proxyURL); refused {
 		x.debug("anyauth: skipped", slog.String("scheme", c.Scheme.Name()), slog.String("why", "would send a secret over cleartext http"), slog.String("host", host))
-		return false, &CleartextError{AuthScheme: c.Scheme.Name(), Host: host, Proxy: s.proxy || host != space.Host}
+		err := &CleartextError{AuthScheme: c.Scheme.Name(), Host: host, Proxy: s.proxy || host != space.Host}
+		x.noteSkip(&space, c.Scheme.Name(), err)
+		return false, err
 	}
 	attempt := &Attempt{Request: out, Space: space, Credentials: &s.memo, Logger: x.log, Store: &x.t.store}
 	if rejected != nil && rejected.space.AuthScheme == space.AuthScheme && rejected.space.Realm == space.Realm {
@@ -118,8 +120,9 @@ func (x *exchange) beginOne(s *side, out *http.Request, c Candidate, rejected *c
 		leg, err = session.Start(x.ctx(), out)
 	}
 	if err != nil {
+		x.noteSkip(&space, c.Scheme.Name(), err)
 		if errors.Is(err, ErrNoCredentials) {
-			x.debug("anyauth: skipped", slog.String("scheme", c.Scheme.Name()), slog.String("why", "no credentials"), slog.String("space", space.String()))
+			x.debug("anyauth: skipped", slog.String("scheme", c.Scheme.Name()), slog.String("why", err.Error()), slog.String("space", space.String()))
 			return false, nil
 		}
 		x.debug("anyauth: skipped", slog.String("scheme", c.Scheme.Name()), slog.String("why", err.Error()))

@@ -30,15 +30,22 @@ var (
 	// configured, it comes wrapped with anyauth.ErrNoCredentials.
 	ErrNoConfig = errors.New("negotiate: no Kerberos configuration")
 
-	// ErrKDCUnreachable means no KDC of the realm answered.
+	// ErrKDCUnreachable means no KDC of the realm answered. It comes
+	// wrapped with anyauth.ErrNoCredentials, as ErrLogin and
+	// ErrServiceTicket do: the Transport answers another challenge, or
+	// returns the server's 401 untouched, and anyauth.Diagnosis holds
+	// the error.
 	ErrKDCUnreachable = errors.New("negotiate: KDC unreachable")
 
 	// ErrLogin means the KDC refused to issue a ticket-granting ticket:
-	// a wrong password or keytab, an unknown or locked principal.
+	// a wrong password or keytab, an unknown or locked principal. It
+	// comes wrapped with anyauth.ErrNoCredentials.
 	ErrLogin = errors.New("negotiate: Kerberos login refused")
 
 	// ErrServiceTicket means the KDC refused a service ticket, most often
-	// because the service principal (HTTP/host) is unknown to it.
+	// because the service principal (HTTP/host) is unknown to it. It
+	// comes wrapped with anyauth.ErrNoCredentials, so NTLM inside
+	// Negotiate, Digest or Basic may answer instead.
 	ErrServiceTicket = errors.New("negotiate: no service ticket")
 
 	// ErrMutualAuth means the server's final Negotiate token did not

@@ -1,6 +1,7 @@
 package negotiate_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -100,6 +101,16 @@ func squid(t testing.TB) (*testserver.KDC, *testserver.Squid) {
 func get(t testing.TB, rt http.RoundTripper, url string) (*http.Response, string, error) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return do(rt, req)
+}
+
+// getCtx is get with the request's context.
+func getCtx(t testing.TB, rt http.RoundTripper, url string, ctx context.Context) (*http.Response, string, error) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -326,21 +326,25 @@ func (s *source) renewTGT(old *ticket) (*ticket, error) {
 
 // kdcError turns a gokrb5 error into one of the package's errors.
 func (s *source) kdcError(what string, err error) error {
+	// A KDC that cannot be reached, or that refuses the login or the
+	// service ticket, leaves Kerberos nothing to answer with: it steps
+	// aside, so that another scheme answers, or the server's 401 comes
+	// back untouched with the reason in anyauth.Diagnosis.
 	switch name := kdcErrorName(err); {
 	case isNetworkError(err):
-		return fmt.Errorf("%w: %s: no KDC of realm %s answered: %w", ErrKDCUnreachable, what, s.realm, err)
+		return stepAside(fmt.Errorf("%w: %s: no KDC of realm %s answered: %w", ErrKDCUnreachable, what, s.realm, err))
 	case name == "KDC_ERR_PREAUTH_FAILED" || (name == "" && s.kind != "ccache" && (strings.Contains(err.Error(), "password/keytab incorrect") || strings.Contains(err.Error(), "Decrypting_Error"))):
-		return fmt.Errorf("%w: %s: wrong %s: %w", ErrLogin, what, s.kind, err)
+		return stepAside(fmt.Errorf("%w: %s: wrong %s: %w", ErrLogin, what, s.kind, err))
 	case name == "KDC_ERR_C_PRINCIPAL_UNKNOWN":
-		return fmt.Errorf("%w: %s: the KDC does not know %s: %w", ErrLogin, what, s.principal(), err)
+		return stepAside(fmt.Errorf("%w: %s: the KDC does not know %s: %w", ErrLogin, what, s.principal(), err))
 	case name == "KDC_ERR_S_PRINCIPAL_UNKNOWN":
-		return fmt.Errorf("%w: %s: the KDC does not know the service principal: %w", ErrServiceTicket, what, err)
+		return stepAside(fmt.Errorf("%w: %s: the KDC does not know the service principal: %w", ErrServiceTicket, what, err))
 	case name == "KRB_AP_ERR_TKT_EXPIRED":
 		return stepAside(fmt.Errorf("%w: %s: %w", ErrTicketExpired, what, err))
 	case s.kind == "ccache" || name == "":
 		return fmt.Errorf("negotiate: %s failed: %w", what, err)
 	default:
-		return fmt.Errorf("%w: %s: %s: %w", ErrLogin, what, name, err)
+		return stepAside(fmt.Errorf("%w: %s: %s: %w", ErrLogin, what, name, err))
 	}
 }
 

@@ -312,7 +312,8 @@ func fetch(o *options, stdout, stderr io.Writer) (int, error) {
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				status, body, err := fetchOne(ctx, client, o, j.target)
+				var why anyauth.Diagnosis
+				status, body, err := fetchOne(anyauth.WithDiagnosis(ctx, &why), client, o, j.target)
 				mu.Lock()
 				requests++
 				if err != nil {
@@ -325,6 +326,10 @@ func fetch(o *options, stdout, stderr io.Writer) (int, error) {
 				statuses[status]++
 				worst = max(worst, status)
 				fmt.Fprintf(stderr, "< %s %s: %d %s\n", o.method, j.target, status, http.StatusText(status))
+				if d := why.Err(); d != nil && (status == http.StatusUnauthorized || status == http.StatusProxyAuthRequired) {
+					// Why the challenge went unanswered.
+					fmt.Fprintf(stderr, "fetch: not answered: %v\n", d)
+				}
 				if j.last {
 					stdout.Write(body)
 				}

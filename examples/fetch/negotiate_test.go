@@ -29,7 +29,7 @@ func TestFetchNegotiate(t *testing.T) {
 	if got := strings.TrimSpace(out.String()); got != kdc.Principal {
 		t.Fatalf("server says %q, want %q", got, kdc.Principal)
 	}
-	if !strings.Contains(errOut.String(), "3 requests, final statuses 3x200, 6 round trips") {
+	if !strings.Contains(errOut.String(), "3 requests, final statuses 3x200, 4 round trips") {
 		t.Errorf("summary: %s", errOut.String())
 	}
 	t.Logf("%s", errOut.String())
@@ -50,4 +50,13 @@ func TestFetchNegotiate(t *testing.T) {
 	if code := run([]string{"-negotiate", srv.URL + testserver.PathNegotiateBasic + testserver.WhoamiPath}, &out, &errOut); code != 1 {
 		t.Fatalf("without credentials: exit %d, want 1 (the server's 401)\n%s", code, errOut.String())
 	}
+
+	// A wrong password, Kerberos alone: the server's 401 (exit 1, not a
+	// transport error), and fetch says why.
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"-negotiate", "-u", kdc.User + ":wrong-" + kdc.Password, url}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "not answered: negotiate: Kerberos login refused") {
+		t.Fatalf("wrong password: exit %d, want 1 with the reason\n%s", code, errOut.String())
+	}
+	t.Logf("wrong password: %s", errOut.String())
 }
