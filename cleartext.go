@@ -8,7 +8,9 @@ import (
 
 // This file is the cleartext policy: a scheme whose answer reveals a
 // reusable secret (Basic, Bearer) goes over plain http only to loopback
-// hosts, Transport.CleartextHosts, or anywhere with AllowCleartext.
+// hosts, Transport.CleartextHosts, or anywhere with AllowCleartext; and
+// to a proxy the user configured with an http:// URL, whose own
+// credentials the user thereby agreed to send in the clear.
 
 // cleartextRefused reports whether answering with sc in space would send
 // a reusable secret in the clear where the user did not allow it. For an
@@ -17,6 +19,14 @@ import (
 // It returns the host whose hop refused.
 func (t *Transport) cleartextRefused(sc Scheme, space *ProtectionSpace, proxy *url.URL) (string, bool) {
 	if !sc.Traits().RevealsSecret || space.URLScheme == "https" {
+		return "", false
+	}
+	if space.Proxy {
+		// The proxy is the one the user configured (Transport.Proxy,
+		// Base's Proxy, HTTP_PROXY/HTTPS_PROXY): naming it with an
+		// http:// URL is the consent to answer it in the clear, as curl
+		// -x does. Only the proxy's own credentials go there; an
+		// origin's secret crossing that hop is still refused below.
 		return "", false
 	}
 	if !t.hopAllowsCleartext(space.Host) {

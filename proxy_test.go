@@ -1,8 +1,11 @@
 package anyauth_test
 
 import (
+	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -151,4 +154,67 @@ func mustURL(s string) *url.URL {
 		panic(err)
 	}
 	return u
+}
+
+// A corporate proxy configured with an http:// URL on a host that is not
+// loopback (proxy.corp.example) gets Basic with its own credentials:
+// writing http:// is the consent, as with curl -x. An origin's Basic still
+// does not go in the clear to a host the user did not allow.
+func TestNamedHTTPProxyIsAnsweredInTheClear(t *testing.T) {
+	var seen []string
+	var mu sync.Mutex
+	p := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("Proxy-Authorization"))
+		mu.Unlock()
+		if u, pw, ok := parseProxyBasic(r); !ok || u != "proxyuser" || pw != "proxypass" {
+			w.Header().Set("Proxy-Authenticate", `Basic realm="corp"`)
+			w.WriteHeader(http.StatusProxyAuthRequired)
+			return
+		}
+		if r.URL.Path == "/private" && r.Header.Get("Authorization") == "" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="origin"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, "through")
+	}))
+	defer p.Close()
+	real := mustURL(p.URL).Host
+	for _, how := range []string{"Base.Proxy", "Transport.Proxy"} {
+		t.Run(how, func(t *testing.T) {
+			base := &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, real)
+			}}
+			defer base.CloseIdleConnections()
+			proxy := http.ProxyURL(mustURL("http://proxy.corp.example:3128"))
+			tr := &anyauth.Transport{
+				Base:             base,
+				Schemes:          []anyauth.Scheme{schemes.Basic{}},
+				Credentials:      anyauth.ForOrigin("http://origin.example", testUser, testPass),
+				ProxyCredentials: anyauth.ForOrigin("http://proxy.corp.example:3128", "proxyuser", "proxypass"),
+			}
+			if how == "Base.Proxy" {
+				base.Proxy = proxy
+			} else {
+				tr.Proxy = proxy
+			}
+			if code, body := get(t, tr, "http://origin.example/doc"); code != 200 || body != "through" {
+				t.Fatalf("through the named proxy: %d %q", code, body)
+			}
+			// The origin's own Basic over plain http to origin.example
+			// is still refused.
+			req, _ := http.NewRequest("GET", "http://origin.example/private", nil)
+			_, err := tr.RoundTrip(req)
+			var ce *anyauth.CleartextError
+			if !errors.As(err, &ce) || ce.Host != "origin.example" {
+				t.Fatalf("origin Basic in the clear: err = %v, want a CleartextError for origin.example", err)
+			}
+		})
+	}
+}
+
+func parseProxyBasic(r *http.Request) (user, pass string, ok bool) {
+	r2 := &http.Request{Header: http.Header{"Authorization": r.Header.Values("Proxy-Authorization")}}
+	return r2.BasicAuth()
 }

@@ -72,7 +72,8 @@ type Traits struct {
 	// The Transport then sends it over plain http only to loopback hosts,
 	// Transport.CleartextHosts, or anywhere with Transport.AllowCleartext.
 	// For a request through a proxy, the hop that matters is the one to
-	// the proxy.
+	// the proxy. A proxy's own challenge is answered whatever its host:
+	// the user named that proxy, http:// and all, which is the consent.
 	RevealsSecret bool
 
 	// NeverPreemptive means a request is answered only after it was

@@ -129,7 +129,10 @@ type Transport struct {
 
 	// AllowCleartext lets Basic and Bearer go over plain http to any host.
 	// By default they go in the clear only to loopback addresses and to
-	// CleartextHosts.
+	// CleartextHosts, and (with the proxy's own credentials) to a proxy
+	// configured with an http:// URL: naming it is the consent, as with
+	// curl -x. An origin's credentials never cross a plain-http hop to a
+	// host that is not allowed.
 	AllowCleartext bool
 
 	// CleartextHosts are host names (or IP addresses) to which Basic and
