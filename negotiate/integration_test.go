@@ -482,3 +482,58 @@ func TestContextHonoured(t *testing.T) {
 		t.Fatalf("err = %v after %v, want the deadline within 2s", err, time.Since(start))
 	}
 }
+
+// TestDomainUserNames: the user name forms Windows users type, against
+// the MIT KDC (realm ANYAUTH.TEST, so the NetBIOS-style domain is
+// ANYAUTH): "ANYAUTH\alice", "alice@anyauth.test" and "alice" all log in
+// as alice@ANYAUTH.TEST, at the origin and at Squid's Negotiate port.
+// With a ticket from kinit for that user in the ccache, the ticket wins
+// over the password (a wrong one here): no login is made.
+func TestDomainUserNames(t *testing.T) {
+	kdc, srv := gssapi(t)
+	domain := strings.SplitN(kdc.Realm, ".", 2)[0]
+	t.Setenv("KRB5CCNAME", "FILE:"+filepath.Join(t.TempDir(), "none"))
+	for _, name := range []string{domain + `\` + kdc.User, strings.ToLower(domain) + `\` + kdc.User, kdc.User + "@" + strings.ToLower(kdc.Realm), kdc.User} {
+		k := &negotiate.Kerberos{Config: kdc.Config}
+		tr := transport([]anyauth.Scheme{k}, anyauth.ForOrigin(srv.URL, name, kdc.Password))
+		resp, body, err := get(t, tr, whoami(srv, testserver.PathNegotiate))
+		wantUser(t, resp, body, err, kdc.Principal, "Negotiate")
+	}
+
+	// Through Squid's Negotiate port, with proxy credentials.
+	_, sq := squid(t)
+	proxy, _ := url.Parse(sq.NegotiateURL)
+	k := &negotiate.Kerberos{Config: kdc.Config}
+	tr := &anyauth.Transport{Base: &http.Transport{Proxy: http.ProxyURL(proxy)}, Schemes: []anyauth.Scheme{k},
+		ProxyCredentials: anyauth.ForOrigin(sq.NegotiateURL, domain+`\`+kdc.User, kdc.Password)}
+	target := addrURL(srv.URL + testserver.PathNegotiate + "index.txt")
+	seen := len(sq.Hits())
+	if resp, _, err := get(t, tr, target); err != nil || resp.StatusCode == http.StatusProxyAuthRequired {
+		t.Fatalf("through Squid as %s\\%s: %v %v", domain, kdc.User, resp, err)
+	}
+	var users []string
+	for _, h := range sq.Hits()[seen:] {
+		if h.Port == testserver.SquidNegotiate && h.User != "" && h.User != "-" {
+			users = append(users, h.User)
+		}
+	}
+	if len(users) == 0 || users[0] != kdc.Principal {
+		t.Fatalf("Squid logged %q, want %q", users, kdc.Principal)
+	}
+
+	// kinit's ticket for alice wins over a (wrong) password given as
+	// ANYAUTH\alice: no AS-REQ, the request succeeds.
+	ccache := filepath.Join(t.TempDir(), "krb5cc")
+	if err := kdc.Kinit(ccache); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KRB5CCNAME", "FILE:"+ccache)
+	as0 := kdc.ASRequests()
+	k = &negotiate.Kerberos{Config: kdc.Config}
+	tr = transport([]anyauth.Scheme{k}, anyauth.ForOrigin(srv.URL, domain+`\`+kdc.User, "wrong-"+kdc.Password))
+	resp, body, err := get(t, tr, whoami(srv, testserver.PathNegotiate))
+	wantUser(t, resp, body, err, kdc.Principal, "Negotiate")
+	if as := kdc.ASRequests() - as0; as != 0 {
+		t.Errorf("%d AS-REQ log lines, want none: the ccache's ticket serves", as)
+	}
+}

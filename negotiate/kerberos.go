@@ -18,6 +18,9 @@ import (
 
 	"github.com/anyauth/anyauth"
 	"github.com/jcmturner/gokrb5/v8/config"
+	"github.com/jcmturner/gokrb5/v8/credentials"
+	"github.com/jcmturner/gokrb5/v8/iana/nametype"
+	"github.com/jcmturner/gokrb5/v8/types"
 )
 
 // Kerberos answers Negotiate challenges (RFC 4559) with a SPNEGO token
@@ -224,7 +227,7 @@ func (k *Kerberos) source(ctx context.Context, a *anyauth.Attempt) (*source, err
 	case k.Keytab != "":
 		user, realm := "", ""
 		if k.Principal != "" {
-			if user, realm, err = splitPrincipal(k.Principal, cfg); err != nil {
+			if user, realm, err = resolvePrincipal(k.Principal, cfg, cachedTGT{}); err != nil {
 				return nil, err
 			}
 		}
@@ -234,7 +237,7 @@ func (k *Kerberos) source(ctx context.Context, a *anyauth.Attempt) (*source, err
 		if k.Principal == "" {
 			return nil, errors.New("negotiate: Kerberos.Password needs Kerberos.Principal")
 		}
-		user, realm, err := splitPrincipal(k.Principal, cfg)
+		user, realm, err := resolvePrincipal(k.Principal, cfg, cachedTGT{})
 		if err != nil {
 			return nil, err
 		}
@@ -245,9 +248,15 @@ func (k *Kerberos) source(ctx context.Context, a *anyauth.Attempt) (*source, err
 		up, err := a.Credentials.Credentials(ctx, &a.Space)
 		switch {
 		case err == nil && up != nil && up.Username != "" && up.Password != "":
-			user, realm, err := splitPrincipal(up.Username, cfg)
+			cached := cachedLogin(locateCCache(k.CCache, cfgPath))
+			user, realm, err := resolvePrincipal(up.Username, cfg, cached)
 			if err != nil {
 				return nil, err
+			}
+			if cached.valid && strings.EqualFold(cached.user, user) && cached.realm == realm {
+				// kinit already logged this user in: its ticket wins
+				// over a password login, as on a domain member.
+				break
 			}
 			pw := up.Password
 			key = "password\x00" + cfgPath + "\x00" + user + "@" + realm + "\x00" + k.passwordKey(pw)
@@ -301,16 +310,28 @@ func (k *Kerberos) passwordKey(pw string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// splitPrincipal splits "user@REALM", "REALM\user" or "user" (default
-// realm of cfg) into user and realm.
-func splitPrincipal(p string, cfg *config.Config) (user, realm string, err error) {
+// resolvePrincipal turns a user name as people type it into a Kerberos
+// principal, as a Windows domain member does:
+//   - "user@REALM" is taken as it is, a lower-case realm ("alice@corp.test",
+//     a DNS domain) upper-cased unless krb5.conf knows it so;
+//   - "DOMAIN\user" maps the logon domain to its realm: a DNS domain
+//     ("corp.test\alice") is the realm upper-cased; a NetBIOS name
+//     ("CORP\alice") is the realm of the ticket kinit left for that user,
+//     else default_realm, a [realms] name or a [domain_realm] value whose
+//     first label is that name (CORP.TEST for CORP), else default_realm;
+//   - "user" is in default_realm.
+func resolvePrincipal(p string, cfg *config.Config, cached cachedTGT) (user, realm string, err error) {
 	switch {
 	case strings.Contains(p, "@"):
 		i := strings.LastIndex(p, "@")
 		user, realm = p[:i], p[i+1:]
+		if realm != strings.ToUpper(realm) && !knownRealm(cfg, realm) {
+			realm = strings.ToUpper(realm)
+		}
 	case strings.Contains(p, `\`):
 		i := strings.Index(p, `\`)
-		user, realm = p[i+1:], strings.ToUpper(p[:i])
+		user = p[i+1:]
+		realm = realmOfDomain(p[:i], user, cfg, cached)
 	default:
 		user, realm = p, cfg.LibDefaults.DefaultRealm
 	}
@@ -321,6 +342,74 @@ func splitPrincipal(p string, cfg *config.Config) (user, realm string, err error
 		return "", "", fmt.Errorf("%w: principal %q names no realm and krb5.conf has no default_realm", ErrNoConfig, p)
 	}
 	return user, realm, nil
+}
+
+// realmOfDomain maps a Windows logon domain to a Kerberos realm (see
+// resolvePrincipal).
+func realmOfDomain(domain, user string, cfg *config.Config, cached cachedTGT) string {
+	if strings.Contains(domain, ".") {
+		return strings.ToUpper(domain) // a DNS domain names its realm
+	}
+	named := func(realm string) bool {
+		first, _, _ := strings.Cut(realm, ".")
+		return realm != "" && strings.EqualFold(first, domain)
+	}
+	if cached.user != "" && strings.EqualFold(cached.user, user) && named(cached.realm) {
+		return cached.realm
+	}
+	if named(cfg.LibDefaults.DefaultRealm) {
+		return cfg.LibDefaults.DefaultRealm
+	}
+	for _, r := range cfg.Realms {
+		if named(r.Realm) {
+			return r.Realm
+		}
+	}
+	for _, r := range cfg.DomainRealm {
+		if named(r) {
+			return r
+		}
+	}
+	if r := cfg.LibDefaults.DefaultRealm; r != "" {
+		return r
+	}
+	return strings.ToUpper(domain)
+}
+
+// knownRealm reports whether krb5.conf names realm.
+func knownRealm(cfg *config.Config, realm string) bool {
+	if cfg.LibDefaults.DefaultRealm == realm {
+		return true
+	}
+	for _, r := range cfg.Realms {
+		if r.Realm == realm {
+			return true
+		}
+	}
+	return false
+}
+
+// cachedTGT is who the credential cache kinit left is logged in as, and
+// whether its ticket-granting ticket is still valid.
+type cachedTGT struct {
+	user, realm string
+	valid       bool
+}
+
+// cachedLogin reads who the credential cache at loc is for; the zero
+// cachedTGT when there is none that can be read.
+func cachedLogin(loc ccacheLocation) cachedTGT {
+	if loc.err != nil || loc.path == "" {
+		return cachedTGT{}
+	}
+	cc, err := credentials.LoadCCache(loc.path)
+	if err != nil {
+		return cachedTGT{}
+	}
+	c := cachedTGT{user: cc.DefaultPrincipal.PrincipalName.PrincipalNameString(), realm: cc.DefaultPrincipal.Realm}
+	tgt, ok := cc.GetEntry(types.PrincipalName{NameType: nametype.KRB_NT_SRV_INST, NameString: []string{"krbtgt", c.realm}})
+	c.valid = ok && time.Now().Before(tgt.EndTime)
+	return c
 }
 
 // Begin finds the Kerberos credentials for a's protection space, makes

@@ -82,21 +82,36 @@ func TestResolveCCache(t *testing.T) {
 	}
 }
 
-func TestSplitPrincipal(t *testing.T) {
+// TestResolvePrincipal: user names as Windows users type them map to
+// realms as a domain member maps them (issue: CORP\alice became
+// alice@CORP, a realm nobody has).
+func TestResolvePrincipal(t *testing.T) {
 	cfg := config.New()
-	cfg.LibDefaults.DefaultRealm = "EXAMPLE.TEST"
-	for _, c := range []struct{ in, user, realm string }{
-		{"alice", "alice", "EXAMPLE.TEST"},
-		{"alice@OTHER.TEST", "alice", "OTHER.TEST"},
-		{`corp\bob`, "bob", "CORP"},
-		{"HTTP/host@R", "HTTP/host", "R"},
+	cfg.LibDefaults.DefaultRealm = "CORP.TEST"
+	cfg.Realms = []config.Realm{{Realm: "CORP.TEST"}, {Realm: "PARTNER.EXAMPLE"}}
+	cfg.DomainRealm = config.DomainRealm{".lab.example": "LAB.EXAMPLE"}
+	for _, c := range []struct {
+		in, user, realm string
+		cached          cachedTGT
+	}{
+		{"alice", "alice", "CORP.TEST", cachedTGT{}},
+		{"alice@OTHER.TEST", "alice", "OTHER.TEST", cachedTGT{}},
+		{"alice@corp.test", "alice", "CORP.TEST", cachedTGT{}},                                                    // a DNS domain, upper-cased
+		{`CORP\alice`, "alice", "CORP.TEST", cachedTGT{}},                                                         // default_realm's first label
+		{`corp\bob`, "bob", "CORP.TEST", cachedTGT{}},                                                             // any case
+		{`PARTNER\carol`, "carol", "PARTNER.EXAMPLE", cachedTGT{}},                                                // a [realms] name
+		{`LAB\dave`, "dave", "LAB.EXAMPLE", cachedTGT{}},                                                          // a [domain_realm] value
+		{`corp.test\alice`, "alice", "CORP.TEST", cachedTGT{}},                                                    // a DNS logon domain
+		{`ELSE\erin`, "erin", "CORP.TEST", cachedTGT{}},                                                           // unknown: default_realm
+		{`AD\alice`, "alice", "AD.CORP.EXAMPLE", cachedTGT{user: "alice", realm: "AD.CORP.EXAMPLE", valid: true}}, // kinit's realm
+		{"HTTP/host@R", "HTTP/host", "R", cachedTGT{}},
 	} {
-		u, r, err := splitPrincipal(c.in, cfg)
+		u, r, err := resolvePrincipal(c.in, cfg, c.cached)
 		if err != nil || u != c.user || r != c.realm {
-			t.Errorf("%q: %q %q %v", c.in, u, r, err)
+			t.Errorf("%q: %q %q %v, want %q %q", c.in, u, r, err, c.user, c.realm)
 		}
 	}
-	if _, _, err := splitPrincipal("alice", config.New()); !errors.Is(err, ErrNoConfig) {
+	if _, _, err := resolvePrincipal("alice", config.New(), cachedTGT{}); !errors.Is(err, ErrNoConfig) {
 		t.Errorf("no default realm: %v", err)
 	}
 }
