@@ -5,7 +5,7 @@
 # configures a system service.
 GO       ?= go
 PACKAGES := apache2 apache2-utils lighttpd squid krb5-kdc krb5-admin-server krb5-user \
-	libapache2-mod-auth-openidc libapache2-mod-auth-gssapi gss-ntlmssp curl
+	libapache2-mod-auth-openidc libapache2-mod-auth-gssapi gss-ntlmssp curl heimdal-kcm
 
 .PHONY: deps test lint fuzz-short servers fuzz bench
 
@@ -55,6 +55,7 @@ fuzz-short:
 	$(GO) test -run='^$$' -fuzz='^FuzzDigestAuthorize$$' -fuzztime=$(FUZZTIME) ./schemes
 	$(GO) test -run='^$$' -fuzz='^FuzzSanitizeChallenge$$' -fuzztime=$(FUZZTIME) ./ntlm
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeToken$$' -fuzztime=$(FUZZTIME) ./negotiate
+	$(GO) test -run='^$$' -fuzz='^FuzzKCMCredList$$' -fuzztime=$(FUZZTIME) ./negotiate
 
 # One table of ratios: parsing, cached requests against the bare transport
 # and icholy/digest, allocations added, round trips, a 1 GiB replayed

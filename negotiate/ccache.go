@@ -1,7 +1,6 @@
 package negotiate
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -38,6 +37,10 @@ func locateCCache(explicit, confPath string) ccacheLocation {
 	}
 	if name == "" {
 		name, from = "FILE:/tmp/krb5cc_"+strconv.Itoa(os.Getuid()), "default"
+	}
+	// KCM support: KCM:[uid[:name]] is read from the KCM daemon (kcm.go).
+	if typ, residual, ok := strings.Cut(name, ":"); ok && strings.EqualFold(typ, "KCM") {
+		return locateKCM(name, residual, from, confPath)
 	}
 	return resolveCCache(name, from)
 }
@@ -85,33 +88,12 @@ func resolveCCache(name, from string) ccacheLocation {
 // krb5.conf (gokrb5 does not parse it), expanding %{uid}, %{euid} and
 // %{TEMP}. It returns "" when there is none.
 func defaultCCacheName(confPath string) string {
-	f, err := os.Open(confPath)
-	if err != nil {
+	// Following include and includedir: Fedora and RHEL set
+	// default_ccache_name = KCM: in /etc/krb5.conf.d/kcm_default_ccache.
+	v := libdefault(confPath, "default_ccache_name", 0)
+	if v == "" {
 		return ""
 	}
-	defer f.Close()
-	section := ""
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' || line[0] == ';' {
-			continue
-		}
-		if strings.HasPrefix(line, "[") {
-			section = strings.Trim(line, "[] ")
-			continue
-		}
-		if section != "libdefaults" {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || strings.TrimSpace(k) != "default_ccache_name" {
-			continue
-		}
-		v = strings.TrimSpace(v)
-		uid := strconv.Itoa(os.Getuid())
-		v = strings.NewReplacer("%{uid}", uid, "%{euid}", strconv.Itoa(os.Geteuid()), "%{TEMP}", os.TempDir(), "%{USERID}", uid).Replace(v)
-		return v
-	}
-	return ""
+	uid := strconv.Itoa(os.Getuid())
+	return strings.NewReplacer("%{uid}", uid, "%{euid}", strconv.Itoa(os.Geteuid()), "%{TEMP}", os.TempDir(), "%{USERID}", uid).Replace(v)
 }

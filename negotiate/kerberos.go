@@ -34,9 +34,16 @@ import (
 //     Digest serves Kerberos too, the name being "user", "user@REALM" or
 //     "REALM\user";
 //  3. the credential cache kinit left: CCache, else KRB5CCNAME, else
-//     default_ccache_name of krb5.conf, else /tmp/krb5cc_<uid>. FILE:
-//     caches, plain paths and DIR: collections are read; KEYRING:, KCM:
-//     and the others cannot be (gokrb5 reads only files).
+//     default_ccache_name of krb5.conf (include and includedir
+//     followed), else /tmp/krb5cc_<uid>. FILE: caches, plain paths, DIR:
+//     collections and KCM: (the KCM daemon of Fedora, RHEL and sssd
+//     desktops, sssd-kcm or Heimdal's kcm, at kcm_socket of krb5.conf)
+//     are read; KEYRING: and the others are not. A KCM cache's principal
+//     and ticket-granting ticket are copied for gokrb5, which reads only
+//     files, into a file of mode 0600 in a private directory
+//     ($XDG_RUNTIME_DIR/anyauth-kcm, else $TMPDIR/anyauth-kcm-<uid>, mode
+//     0700), as a FILE: cache would hold them; no service ticket goes
+//     there.
 //
 // With none of them, Begin returns an error wrapping
 // anyauth.ErrNoCredentials (and ErrNoTicket or ErrTicketExpired, saying
@@ -71,8 +78,9 @@ type Kerberos struct {
 	Config string
 
 	// CCache names the credential cache: "FILE:/path", "/path",
-	// "DIR:/dir" or "DIR::/dir/tkt". "" means KRB5CCNAME, then
-	// default_ccache_name of krb5.conf, then /tmp/krb5cc_<uid>.
+	// "DIR:/dir", "DIR::/dir/tkt", "KCM:", "KCM:uid" or "KCM:uid:name".
+	// "" means KRB5CCNAME, then default_ccache_name of krb5.conf, then
+	// /tmp/krb5cc_<uid>.
 	CCache string
 
 	// Keytab is the path of a keytab to log in with, as Principal (or as
