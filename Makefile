@@ -5,7 +5,8 @@
 # configures a system service.
 GO       ?= go
 PACKAGES := apache2 apache2-utils lighttpd squid krb5-kdc krb5-admin-server krb5-user \
-	libapache2-mod-auth-openidc libapache2-mod-auth-gssapi gss-ntlmssp curl heimdal-kcm
+	libapache2-mod-auth-openidc libapache2-mod-auth-gssapi gss-ntlmssp curl heimdal-kcm \
+	samba samba-ad-dc samba-ad-provision winbind
 
 .PHONY: deps test lint fuzz-short servers fuzz bench
 

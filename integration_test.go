@@ -36,6 +36,7 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	closeSquid()
+	closeAD()
 	serversMu.Lock()
 	for _, s := range servers {
 		s.Close()
@@ -476,5 +477,29 @@ func TestLighttpdOneRealmTwoAlgorithms(t *testing.T) {
 			checks[0](11, 1)
 			checks[1](11, 1)
 		})
+	}
+}
+
+// The short path (schemes.NewTransport) against real servers: Apache's
+// Basic and Digest, lighttpd's Digest SHA-256; credentials given as curl's
+// host:port too.
+func TestShortPathAgainstRealServers(t *testing.T) {
+	a, l := apache(t), lighttpd(t)
+	for _, c := range []struct{ origin, url string }{
+		{a.URL, a.URL + testserver.PathBasic + "index.txt"},
+		{a.URL, a.URL + testserver.PathDigest + "index.txt"},
+		{strings.TrimPrefix(l.URL, "http://"), l.URL + testserver.PathSHA256 + "index.txt"},
+	} {
+		client := &http.Client{Transport: schemes.NewTransport(c.origin, testserver.User, testserver.Password)}
+		for range 2 {
+			resp, err := client.Get(c.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s with schemes.NewTransport(%q): %s", c.url, c.origin, resp.Status)
+			}
+		}
 	}
 }
