@@ -73,12 +73,15 @@ func (x *exchange) judgeSent(s *side, resp *http.Response, challenges []Challeng
 // finds none, s.why says why; an error is returned when a scheme failed
 // for another reason than missing credentials (the first such error).
 func (x *exchange) begin(s *side, out *http.Request, challenges []Challenge, rejected *cacheEntry) (bool, error) {
-	ranked := x.t.selector().Select(x.candidates(s, challenges))
+	candidates := x.candidates(s, challenges)
+	ranked := x.t.selector().Select(candidates)
 	switch {
 	case rejected != nil:
 		s.why = reasonRefused
 	case len(ranked) > 0:
 		s.why = reasonNoCredentials
+	case len(candidates) > 0:
+		s.why = reasonBelowFloor // the Selector dropped them all
 	default:
 		s.why = reasonNoScheme
 	}
@@ -108,6 +111,7 @@ func (x *exchange) beginOne(s *side, out *http.Request, c Candidate, rejected *c
 		x.debug("anyauth: skipped", slog.String("scheme", c.Scheme.Name()), slog.String("why", "would send a secret over cleartext http"), slog.String("host", host))
 		err := &CleartextError{AuthScheme: c.Scheme.Name(), Host: host, Proxy: s.proxy || host != space.Host}
 		x.noteSkip(&space, c.Scheme.Name(), err)
+		s.lastSkip = err
 		return false, err
 	}
 	attempt := &Attempt{Request: out, Space: space, Credentials: &s.memo, Logger: x.log, Store: &x.t.store}
@@ -121,6 +125,7 @@ func (x *exchange) beginOne(s *side, out *http.Request, c Candidate, rejected *c
 	}
 	if err != nil {
 		x.noteSkip(&space, c.Scheme.Name(), err)
+		s.lastSkip = err
 		if errors.Is(err, ErrNoCredentials) {
 			x.debug("anyauth: skipped", slog.String("scheme", c.Scheme.Name()), slog.String("why", err.Error()), slog.String("space", space.String()))
 			return false, nil

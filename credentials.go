@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 )
@@ -79,11 +81,16 @@ type originCache struct{ p atomic.Pointer[parsedOrigin] }
 // parsedOrigin is an OriginCredentials.Origin and what it names.
 type parsedOrigin struct {
 	raw string
-	ProtectionSpace
+	o   origin
 }
 
 // ForOrigin returns credentials that are valid for origin only, the form
-// most programs want: anyauth.ForOrigin("https://api.example.com", user, pass).
+// most programs want: anyauth.ForOrigin("https://api.example.com", user,
+// pass). Like curl, it also takes "host:port" (or "host") without a
+// scheme: then the credentials answer that host and port over http and
+// https alike (port 80 or 443 when none is given). An origin that cannot
+// be parsed answers nothing, and the error, naming the argument, comes
+// with the first challenge (and in the Transport's Warn log).
 func ForOrigin(origin, username, password string) *OriginCredentials {
 	return &OriginCredentials{Origin: origin, UserPassword: UserPassword{Username: username, Password: password}, parsed: &originCache{}}
 }
@@ -95,20 +102,73 @@ func (c *OriginCredentials) Credentials(_ context.Context, space *ProtectionSpac
 		p = c.parsed.p.Load()
 	}
 	if p == nil || p.raw != c.Origin {
-		u, err := parseOrigin(c.Origin)
+		o, err := parseOriginArg(c.Origin)
 		if err != nil {
 			return nil, err
 		}
-		p = &parsedOrigin{raw: c.Origin, ProtectionSpace: originOf(u)}
+		p = &parsedOrigin{raw: c.Origin, o: o}
 		if c.parsed != nil {
 			c.parsed.p.Store(p)
 		}
 	}
-	o := &p.ProtectionSpace
-	if o.URLScheme != space.URLScheme || o.Host != space.Host || o.Port != space.Port {
-		return nil, fmt.Errorf("%w: %s is not %s", ErrNoCredentials, space.Origin(), o.Origin())
+	if !p.o.matches(space) {
+		return nil, fmt.Errorf("%w: %s is not %s", ErrNoCredentials, space.Origin(), p.o)
 	}
 	return &c.UserPassword, nil
+}
+
+// origin is what an origin argument names: a scheme, host and port, or a
+// host and port under either scheme.
+type origin struct {
+	ProtectionSpace      // URLScheme "" for either
+	defaultPort     bool // no port was given: 80 for http, 443 for https
+}
+
+// matches reports whether space is on o.
+func (o *origin) matches(space *ProtectionSpace) bool {
+	if o.Host != space.Host {
+		return false
+	}
+	if o.URLScheme != "" {
+		return o.URLScheme == space.URLScheme && o.Port == space.Port
+	}
+	if o.defaultPort {
+		return space.Port == defaultPort(space.URLScheme)
+	}
+	return o.Port == space.Port
+}
+
+func (o origin) String() string {
+	if o.URLScheme != "" {
+		return o.Origin()
+	}
+	return net.JoinHostPort(o.Host, o.Port) + " (http or https)"
+}
+
+// parseOriginArg parses "http(s)://host[:port]", or "host[:port]" for
+// either scheme.
+func parseOriginArg(arg string) (origin, error) {
+	if strings.Contains(arg, "://") {
+		u, err := parseOrigin(arg)
+		if err != nil {
+			return origin{}, err
+		}
+		return origin{ProtectionSpace: originOf(u)}, nil
+	}
+	host, port, err := net.SplitHostPort(arg)
+	if err != nil {
+		host, port = strings.Trim(arg, "[]"), ""
+	}
+	if host == "" || strings.ContainsAny(host, "/?#@ ") {
+		return origin{}, fmt.Errorf("anyauth: origin %q is not http(s)://host[:port] or host[:port]", arg)
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+			return origin{}, fmt.Errorf("anyauth: origin %q has no valid port", arg)
+		}
+	}
+	o := origin{ProtectionSpace: ProtectionSpace{Host: strings.ToLower(host), Port: port}, defaultPort: port == ""}
+	return o, nil
 }
 
 // String describes c with the password redacted.
@@ -161,10 +221,7 @@ func (o Origins) Check() error {
 
 func parseOrigin(origin string) (*url.URL, error) {
 	u, err := url.Parse(origin)
-	if err != nil {
-		return nil, fmt.Errorf("anyauth: origin %q: %w", origin, err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("anyauth: origin %q is not of the form http(s)://host[:port]", origin)
 	}
 	return u, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -30,9 +31,35 @@ func TestForOriginIsScopedToOneOrigin(t *testing.T) {
 			t.Errorf("%s got credentials (err %v)", other, err)
 		}
 	}
-	bad := anyauth.ForOrigin("api.example.com", "u", "p")
-	if _, err := bad.Credentials(context.Background(), space("https://api.example.com:443", "")); err == nil || errors.Is(err, anyauth.ErrNoCredentials) {
-		t.Fatalf("malformed origin gave %v, want a clear error", err)
+	for _, arg := range []string{"https:///nohost", "api.example.com/path", "api.example.com:99999", "ftp://api.example.com"} {
+		bad := anyauth.ForOrigin(arg, "u", "p")
+		_, err := bad.Credentials(context.Background(), space("https://api.example.com:443", ""))
+		if err == nil || errors.Is(err, anyauth.ErrNoCredentials) || !strings.Contains(err.Error(), strconv.Quote(arg)) || strings.Count(err.Error(), "anyauth") != 1 {
+			t.Errorf("malformed origin %q gave %v, want a clear error naming it, with one prefix", arg, err)
+		}
+	}
+}
+
+// ForOrigin takes curl's host:port (and host) without a scheme: that host
+// and port over http and https, the default ports when none is given.
+func TestForOriginHostPort(t *testing.T) {
+	ctx := context.Background()
+	for arg, cases := range map[string]map[string]bool{
+		"127.0.0.1:18080": {"http://127.0.0.1:18080": true, "https://127.0.0.1:18080": true, "http://127.0.0.1:80": false, "http://localhost:18080": false},
+		"API.example.com": {"https://api.example.com:443": true, "http://api.example.com:80": true, "https://api.example.com:8443": false, "http://evil.example:80": false},
+		"[::1]:8080":      {"http://::1:8080": true, "http://::1:80": false},
+	} {
+		p := anyauth.ForOrigin(arg, "u", "p")
+		for origin, want := range cases {
+			sp := space(origin, "r")
+			if i := strings.LastIndex(origin, ":"); strings.Count(origin, ":") > 2 {
+				sp.Host, sp.Port = strings.TrimPrefix(origin[:i], sp.URLScheme+"://"), origin[i+1:]
+			}
+			_, err := p.Credentials(ctx, sp)
+			if got := err == nil; got != want {
+				t.Errorf("ForOrigin(%q) for %s: answered %t (err %v), want %t", arg, origin, got, err, want)
+			}
+		}
 	}
 }
 

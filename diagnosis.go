@@ -3,6 +3,9 @@ package anyauth
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
 	"sync"
 )
 
@@ -83,3 +86,57 @@ func (x *exchange) noteSkip(space *ProtectionSpace, scheme string, err error) {
 
 // maxSkips bounds what one Diagnosis keeps.
 const maxSkips = 64
+
+// warnUnanswered logs at Warn level that a challenge goes back unanswered
+// and why, once per origin (or proxy), challenge and reason, so that a
+// misconfiguration speaks without flooding the log.
+func (x *exchange) warnUnanswered(resp *http.Response, why giveUpReason) {
+	if why == reasonNone || why == reasonDisabled || !x.log.Enabled(x.ctx(), slog.LevelWarn) {
+		return
+	}
+	s := &x.origin
+	where := x.req.URL
+	if resp.StatusCode == http.StatusProxyAuthRequired {
+		s, where = &x.proxy, x.proxyURL
+	}
+	o := originOf(where)
+	challenges := strings.Join(resp.Header[s.challengeHeader], ", ")
+	key := s.name() + " " + o.Origin() + " " + truncate(challenges, 200) + " " + why.String()
+	if !x.t.warned.first(key) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("from", s.name()),
+		slog.String("origin", o.Origin()),
+		slog.Int("status", resp.StatusCode),
+		slog.String("challenges", truncate(challenges, 200)),
+		slog.String("why", why.String()),
+	}
+	if s.lastSkip != nil {
+		attrs = append(attrs, slog.String("detail", s.lastSkip.Error()))
+	}
+	x.log.LogAttrs(x.ctx(), slog.LevelWarn, "anyauth: challenge not answered", attrs...)
+}
+
+// onceSet remembers keys, so that a warning is logged once per key; it
+// is bounded, past which it warns no more.
+type onceSet struct {
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+const maxWarned = 1024
+
+// first reports whether key is new, and remembers it.
+func (o *onceSet) first(key string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.seen[key]; ok || len(o.seen) >= maxWarned {
+		return false
+	}
+	if o.seen == nil {
+		o.seen = make(map[string]struct{})
+	}
+	o.seen[key] = struct{}{}
+	return true
+}

@@ -11,6 +11,11 @@ import (
 // ErrBodyNotReplayable is wrapped by a *BodyNotReplayableError.
 var ErrBodyNotReplayable = errors.New("anyauth: request body cannot be replayed")
 
+// ErrNoSchemes is returned by a Transport that has no Schemes: it could
+// answer nothing. schemes.NewTransport makes one that answers Basic and
+// Digest for one origin.
+var ErrNoSchemes = errors.New("anyauth: Transport.Schemes is empty, so no challenge can be answered; set Schemes (schemes.NewTransport answers Basic and Digest for one origin)")
+
 // ErrMutualAuth is wrapped by the errors of schemes whose server failed
 // to prove that it knows the secret: a Digest rspauth that does not match,
 // a Negotiate AP-REP that does not answer the authenticator sent. The
@@ -88,7 +93,9 @@ type AuthError struct {
 
 // Error names the space, then the scheme's own message.
 func (e *AuthError) Error() string {
-	return "anyauth: " + e.Space.String() + ": " + e.Err.Error()
+	// One prefix, once: an error of this package inside (a provider's)
+	// does not say "anyauth: " again.
+	return "anyauth: " + e.Space.String() + ": " + strings.TrimPrefix(e.Err.Error(), "anyauth: ")
 }
 
 // Unwrap returns Err.

@@ -23,6 +23,7 @@ type side struct {
 	floor     Strength     // no answer weaker than a rejected one
 	answered  []string     // scheme+realm keys answered on this request
 	why       giveUpReason // why the last challenge found no answer
+	lastSkip  error        // the last scheme's reason for not answering
 	// memo asks the side's credential provider, once per realm, and
 	// records who the request is.
 	memo requestCredentials
@@ -242,7 +243,27 @@ const (
 	reasonNoScheme                   // no configured scheme answers the challenges
 	reasonNoCredentials              // a scheme would, but has no credentials
 	reasonRefused                    // the answer sent was refused, none as strong is left
+	reasonBelowFloor                 // every challenge understood is weaker than the floor
 )
+
+// String says the reason in words, for the Warn log.
+func (r giveUpReason) String() string {
+	switch r {
+	case reasonDisabled:
+		return "the caller set the answer header itself"
+	case reasonBudgetSpent:
+		return "answer budget (Transport.MaxAnswers) spent"
+	case reasonNoScheme:
+		return "no configured scheme understands the challenge"
+	case reasonNoCredentials:
+		return "no credentials for the protection space"
+	case reasonRefused:
+		return "the credentials were refused, and no scheme at least as strong is left (no downgrade)"
+	case reasonBelowFloor:
+		return "every challenge understood is weaker than the Selector's floor"
+	}
+	return ""
+}
 
 // proxyReason is the reason of a ProxyConnectError.
 func (r giveUpReason) proxyReason() ProxyConnectReason {
@@ -261,6 +282,7 @@ func (r giveUpReason) proxyReason() ProxyConnectReason {
 // and records why.
 func (x *exchange) giveUp(resp *http.Response, why giveUpReason) *http.Response {
 	x.gaveUp = why
+	x.warnUnanswered(resp, why)
 	return x.handOver(resp)
 }
 

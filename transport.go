@@ -144,8 +144,11 @@ type Transport struct {
 	Jar http.CookieJar
 
 	// Logger receives a Debug record for every challenge seen, the
-	// ranking, the choice and every round trip. Secrets are never logged.
-	// Nil logs nothing.
+	// ranking, the choice and every round trip, and a Warn record when a
+	// challenge goes back unanswered (no scheme understands it, no
+	// credentials for it, refused, weaker than the floor), once per
+	// origin, challenge and reason. Secrets are never logged. Nil logs
+	// nothing.
 	Logger *slog.Logger
 
 	// ConnectTimeout bounds each CONNECT exchange with a proxy (every
@@ -155,6 +158,7 @@ type Transport struct {
 
 	cache   spaceCache
 	digests passwordDigests
+	warned  onceSet
 	routing routeState
 	store   Store
 	bound   boundPool
@@ -204,6 +208,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL == nil {
 		closeBody(req)
 		return nil, errors.New("anyauth: nil Request.URL")
+	}
+	if len(t.Schemes) == 0 {
+		closeBody(req)
+		return nil, ErrNoSchemes
 	}
 	body := newReplaySource(req, t.maxBodyBuffer())
 	defer body.close()

@@ -391,6 +391,22 @@ func TestUnreplayableBodyGivesTypedError(t *testing.T) {
 	}
 }
 
+// A Transport without Schemes can answer nothing: it says so at once, as
+// oauth2.Transport does without a Source, instead of handing back 401s.
+func TestNoSchemesIsAnError(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="x"`)
+		w.WriteHeader(401)
+	}))
+	defer srv.Close()
+	body := &closeRecorder{Reader: strings.NewReader("x")}
+	req, _ := http.NewRequest("POST", srv.URL, body)
+	_, err := (&anyauth.Transport{}).RoundTrip(req)
+	if !errors.Is(err, anyauth.ErrNoSchemes) || !strings.Contains(err.Error(), "schemes.NewTransport") || !body.closed {
+		t.Fatalf("err %v (body closed %t), want ErrNoSchemes naming the short path", err, body.closed)
+	}
+}
+
 func TestNothingAnswerableReturnsResponseUntouched(t *testing.T) {
 	cases := map[string]struct {
 		header string
@@ -398,7 +414,6 @@ func TestNothingAnswerableReturnsResponseUntouched(t *testing.T) {
 	}{
 		"unknown scheme": {`Newauth realm="apps", type=1`, &anyauth.Transport{Schemes: []anyauth.Scheme{schemes.Basic{}}, Credentials: anyauth.CredentialTable{{Host: "*", UserPassword: anyauth.UserPassword{Username: "u", Password: "p"}}}}},
 		"no credentials": {`Basic realm="x"`, &anyauth.Transport{Schemes: []anyauth.Scheme{schemes.Basic{}}}},
-		"no schemes":     {`Basic realm="x"`, &anyauth.Transport{}},
 		"malformed":      {`Basic realm="unterminated`, &anyauth.Transport{Schemes: []anyauth.Scheme{schemes.Basic{}}, Credentials: anyauth.CredentialTable{{Host: "*", UserPassword: anyauth.UserPassword{Username: "u", Password: "p"}}}}},
 	}
 	for name, c := range cases {

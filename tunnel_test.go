@@ -477,7 +477,7 @@ func TestOwnedDialKeepsHTTP2(t *testing.T) {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.Proxy = func(*http.Request) (*url.URL, error) { return nil, nil }
 	base.TLSClientConfig = &tls.Config{RootCAs: pool}
-	tr := &anyauth.Transport{Base: base}
+	tr := &anyauth.Transport{Base: base, Schemes: []anyauth.Scheme{schemes.Basic{}}}
 	defer tr.CloseIdleConnections()
 	if code, body := get(t, tr, srv.URL+"/"); code != 200 || body != "HTTP/2.0" {
 		t.Fatalf("%d %q, want HTTP/2.0", code, body)
