@@ -22,7 +22,10 @@
 //
 // # Errors
 //
-// Errors of this package start with "anyauth: ". A scheme's own errors
+// Errors of this package start with "anyauth: ", once. The sentinels that
+// schemes wrap (ErrMutualAuth, ErrInvalidCredentials) carry no prefix, so
+// that the wrapping error reads "digest: server failed mutual
+// authentication (rspauth)". A scheme's own errors
 // start with its name ("digest: "), and the Transport returns them inside
 // an *AuthError that names the protection space, so one message reads
 // "anyauth: origin http://host:80/ Digest realm="r": digest: …". Errors

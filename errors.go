@@ -22,6 +22,13 @@ var ErrNoSchemes = errors.New("anyauth: Transport.Schemes is empty, so no challe
 // schemes make such errors permanent (IsPermanent).
 var ErrMutualAuth = errors.New("server failed mutual authentication")
 
+// ErrInvalidCredentials is wrapped by errors about credentials that a
+// scheme cannot encode, such as a Basic user-id holding a colon or an
+// NTLM user name it cannot parse. Such an error is permanent
+// (IsPermanent): the same credentials would fail again. schemes and ntlm
+// export it under the same name.
+var ErrInvalidCredentials = Permanent(errors.New("invalid credentials"))
+
 // ErrCleartext is wrapped by a *CleartextError.
 var ErrCleartext = errors.New("anyauth: refusing to send a reusable secret over cleartext http")
 

@@ -45,7 +45,7 @@ type route struct {
 	owner *http.Transport
 }
 
-// routeOnce and the route it built.
+// routeState builds the route once and keeps it.
 type routeState struct {
 	once sync.Once
 	r    route

@@ -8,8 +8,9 @@ import (
 )
 
 // Strength orders the challenges that a Transport can answer: higher is
-// stronger. The Selector tries the strongest first and never falls back to
-// a weaker one after an answer was rejected.
+// stronger. The Selector tries the strongest first, and after an answer
+// was rejected no weaker one is tried on the same request, unless
+// Transport.AllowDowngrade.
 type Strength int
 
 // Base strengths of the standard schemes, in the order .NET and curl

@@ -26,7 +26,8 @@ type SelectorFunc func([]Candidate) []Candidate
 func (f SelectorFunc) Select(c []Candidate) []Candidate { return f(c) }
 
 // StrongestFirst is the default Selector: it orders candidates by
-// Strength, strongest first (Negotiate > Bearer > Digest > Basic; inside
+// Strength, strongest first (Negotiate > Bearer > NTLM > Digest > Basic;
+// inside
 // Digest SHA-512-256 > SHA-256 > MD5, -sess above plain, qop auth-int >
 // auth > none), keeping the server's order between equals, and leaves out
 // every candidate weaker than Floor.

@@ -116,9 +116,12 @@ type Transport struct {
 	// MaxAnswers bounds how many times one request is answered and
 	// replayed: each (scheme, realm) is begun at most once, and its legs
 	// continue (a stale Digest nonce, a refreshed token, the next leg of a
-	// handshake) while the budget lasts. Zero means DefaultMaxAnswers, so
-	// a request costs at most five round trips. It bounds each CONNECT
-	// the same way.
+	// handshake) while the budget lasts. Zero means DefaultMaxAnswers:
+	// five round trips that carry answers, plus at most three that replace
+	// a dead connection (one retry when a pooled authenticated connection
+	// had closed, two restarts of a connection-bound handshake). It bounds
+	// each CONNECT the same way (plus one redial when the proxy closes
+	// without answering).
 	MaxAnswers int
 
 	// AllowDowngrade lets a request that had an answer rejected try a

@@ -34,10 +34,10 @@ var signature = []byte("NTLMSSP\x00")
 //     session security.
 func sanitizeChallenge(raw []byte) ([]byte, error) {
 	if len(raw) < minChallengeLen || !bytes.Equal(raw[:8], signature) {
-		return nil, fmt.Errorf("ntlm: %w: not an NTLMSSP message", ErrMalformedChallenge)
+		return nil, fmt.Errorf("%w: not an NTLMSSP message", ErrMalformedChallenge)
 	}
 	if t := binary.LittleEndian.Uint32(raw[8:]); t != 2 {
-		return nil, fmt.Errorf("ntlm: %w: message type %d, want 2", ErrMalformedChallenge, t)
+		return nil, fmt.Errorf("%w: message type %d, want 2", ErrMalformedChallenge, t)
 	}
 	msg := make([]byte, max(len(raw), challengeHeaderLen))
 	copy(msg, raw)

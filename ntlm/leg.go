@@ -43,7 +43,7 @@ func (l *leg) Apply(req *http.Request) error {
 		msg, err = ntlmssp.NewAuthenticateMessage(l.challenge, l.s.domain+`\`+l.s.user, l.s.password,
 			&ntlmssp.AuthenticateMessageOptions{WorkstationName: l.s.scheme.opts.Workstation})
 		if err != nil {
-			err = fmt.Errorf("ntlm: %w: %w", ErrMalformedChallenge, err)
+			err = fmt.Errorf("%w: %w", ErrMalformedChallenge, err)
 		}
 		l.state = stateSentAuthenticate
 	}
@@ -63,7 +63,7 @@ func (l *leg) Continue(_ context.Context, _ *http.Response, c *anyauth.Challenge
 	}
 	raw, err := base64.StdEncoding.DecodeString(c.Token68)
 	if err != nil {
-		return false, fmt.Errorf("ntlm: %w: %w", ErrMalformedChallenge, err)
+		return false, fmt.Errorf("%w: %w", ErrMalformedChallenge, err)
 	}
 	msg, err := sanitizeChallenge(raw)
 	if err != nil {

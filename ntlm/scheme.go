@@ -12,11 +12,11 @@ import (
 
 // ErrInvalidCredentials is wrapped by errors about credentials NTLM cannot
 // use (an empty user name). It is permanent (anyauth.IsPermanent).
-var ErrInvalidCredentials = anyauth.Permanent(errors.New("invalid credentials"))
+var ErrInvalidCredentials = anyauth.ErrInvalidCredentials
 
 // ErrMalformedChallenge is wrapped by errors about a server's NTLM
 // challenge message that cannot be read.
-var ErrMalformedChallenge = errors.New("malformed challenge message")
+var ErrMalformedChallenge = errors.New("ntlm: malformed challenge message")
 
 // Options configure a Scheme.
 type Options struct {

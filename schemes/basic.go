@@ -3,7 +3,6 @@ package schemes
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -15,7 +14,7 @@ import (
 // scheme cannot encode, such as a Basic user-id holding a colon. Such an
 // error is permanent (anyauth.IsPermanent): the same credentials would
 // fail again.
-var ErrInvalidCredentials = anyauth.Permanent(errors.New("invalid credentials"))
+var ErrInvalidCredentials = anyauth.ErrInvalidCredentials
 
 // Basic answers Basic challenges (RFC 7617). User names and passwords are
 // sent as UTF-8, as the challenge's charset="UTF-8" asks and as browsers

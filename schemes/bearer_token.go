@@ -81,10 +81,10 @@ type tokenFetch struct {
 	waiters int // requests waiting for it, under tokenCache.mu
 }
 
-// ErrTokenRefused is wrapped by the error of a Bearer whose token source
-// hands back the very token the server has just refused (a static token,
-// or a source that caches). It is not returned by the Transport, which
-// returns the server's 401 instead; it appears in the Debug log.
+// ErrTokenRefused names the case of a token source that hands back the
+// very token the server has just refused (a static token, or a source
+// that caches). Nothing returns it: the Transport returns the server's
+// 401 instead, and the Debug log says this.
 var ErrTokenRefused = errors.New("bearer: the token source returned the token the server refused")
 
 // current returns a token that is valid (not within ExpiryDelta of its
