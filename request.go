@@ -22,6 +22,7 @@ func (x *exchange) usePreemptive(s *side, u *url.URL) {
 	o := originOf(u)
 	list := x.t.cache.list(cacheKey{s.proxy, o.URLScheme, o.Host, o.Port})
 	if len(list) == 0 {
+		x.volunteer(s)
 		return
 	}
 	path := pathForLookup(s.proxy, x.req.URL)
@@ -37,6 +38,7 @@ func (x *exchange) usePreemptive(s *side, u *url.URL) {
 		}
 	}
 	if best == nil {
+		x.volunteer(s)
 		return
 	}
 	x.t.cache.touch(best)

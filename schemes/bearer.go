@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/anyauth/anyauth"
@@ -88,6 +89,14 @@ type Bearer struct {
 	// Zero means DefaultExpiryDelta.
 	ExpiryDelta time.Duration
 
+	// Preemptive sends the token to Origins from the first request,
+	// without waiting for a challenge, as oauth2.NewClient does: for APIs
+	// that answer 401 without "WWW-Authenticate: Bearer", which would
+	// otherwise never get it. N requests then cost N round trips. The
+	// token still goes to Origins only, and over plain http only where
+	// the Transport allows cleartext.
+	Preemptive bool
+
 	// FetchTimeout bounds each call of Fetch: it is the deadline of the
 	// context Fetch gets, and a call still running when it passes is
 	// abandoned, its late result dropped. Zero or less means
@@ -134,6 +143,23 @@ func (b *Bearer) source(ctx context.Context) (*oauth2.Token, error) {
 		return nil, fmt.Errorf("bearer: %w: Bearer.Fetch is nil", anyauth.ErrNoCredentials)
 	}
 	return b.Fetch(ctx)
+}
+
+// Volunteers reports whether requests to u's origin carry the token from
+// the start: Preemptive is set and the origin is among Origins (see
+// anyauth.Volunteer).
+func (b *Bearer) Volunteers(u *url.URL) bool {
+	if !b.Preemptive || u == nil {
+		return false
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if strings.EqualFold(u.Scheme, "https") {
+			port = "443"
+		}
+	}
+	return b.Origins.Allows(&anyauth.ProtectionSpace{URLScheme: strings.ToLower(u.Scheme), Host: strings.ToLower(u.Hostname()), Port: port})
 }
 
 // Name returns "Bearer".
