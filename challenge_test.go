@@ -2,12 +2,14 @@ package anyauth_test
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/anyauth/anyauth"
+	"github.com/anyauth/anyauth/schemes"
 )
 
 type vectorChallenge struct {
@@ -169,5 +171,34 @@ func TestChallengeStringRoundTrip(t *testing.T) {
 	}
 	if v, ok := c.Lookup("ALGORITHM"); !ok || v != "SHA-256" {
 		t.Fatalf("Lookup is not case-insensitive: %q %v", v, ok)
+	}
+}
+
+// TestHostileChallengeHeaders sends huge and broken challenge headers
+// through the Transport: each returns the 401 untouched, without a panic.
+func TestHostileChallengeHeaders(t *testing.T) {
+	headers := map[string][]string{
+		"1 MiB realm":               {`Basic realm="` + strings.Repeat("a", 1<<20) + `"`},
+		"20,000 challenges":         {strings.Repeat("Newauth realm=x, ", 20000)},
+		"20,000 params":             {"Digest " + strings.Repeat("p=1, ", 20000)},
+		"unbalanced quotes":         {strings.Repeat(`Digest realm="\`, 1000)},
+		"invalid UTF-8 and control": {"Digest realm=\"\xff\xfe\x00\x01\", nonce=\x7f"},
+		"many lines":                {strings.Repeat("x", 10), "Digest", "Basic", ",,,", `"`},
+	}
+	for name, values := range headers {
+		t.Run(name, func(t *testing.T) {
+			calls := 0
+			base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				calls++
+				resp := fakeResponse(r, 401, "no")
+				resp.Header["Www-Authenticate"] = values
+				return resp, nil
+			})
+			tr := &anyauth.Transport{Base: base, Schemes: []anyauth.Scheme{schemes.Digest{}, schemes.Basic{}}, Credentials: anyCreds()}
+			code, body := get(t, tr, "http://127.0.0.1:9/")
+			if code != 401 || body != "no" || calls > anyauth.DefaultMaxAnswers+1 {
+				t.Fatalf("status %d %q after %d round trips", code, body, calls)
+			}
+		})
 	}
 }

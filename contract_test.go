@@ -1,14 +1,18 @@
 package anyauth_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/anyauth/anyauth"
 	"github.com/anyauth/anyauth/schemes"
@@ -286,5 +290,34 @@ func TestOrigins(t *testing.T) {
 	}
 	if err := o.Check(); err == nil || !strings.Contains(err.Error(), "not a url") {
 		t.Errorf("Check = %v", err)
+	}
+}
+
+// TestNoGoroutineLeak runs the main flows and checks that the goroutine
+// count comes back once idle connections are closed.
+func TestNoGoroutineLeak(t *testing.T) {
+	srv := newBasicServer(t)
+	base := &http.Transport{}
+	before := runtime.NumGoroutine()
+	tr := &anyauth.Transport{Base: base, Schemes: []anyauth.Scheme{schemes.Basic{}}, Credentials: anyauth.ForOrigin(srv.URL, testUser, testPass), MaxBodyBuffer: 8}
+	for range 5 {
+		get(t, tr, srv.URL+"/private/x")
+		req, _ := http.NewRequest("POST", srv.URL+"/private/new", io.NopCloser(bytes.NewReader(make([]byte, 64))))
+		if resp, err := tr.RoundTrip(req); err == nil {
+			resp.Body.Close()
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		req, _ = http.NewRequestWithContext(ctx, "GET", srv.URL+"/private/x", nil)
+		tr.RoundTrip(req)
+	}
+	tr.CloseIdleConnections()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("goroutines: %d before, %d after\n%s", before, after, buf[:runtime.Stack(buf, true)])
 	}
 }

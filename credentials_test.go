@@ -2,8 +2,13 @@ package anyauth_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/anyauth/anyauth"
+	"github.com/anyauth/anyauth/schemes"
 )
 
 func space(origin, realm string) *anyauth.ProtectionSpace {
@@ -228,5 +234,59 @@ func TestProviderLookupsAllocateNothing(t *testing.T) {
 		if n := testing.AllocsPerRun(100, func() { p.Credentials(ctx, space) }); n != 0 {
 			t.Errorf("%s allocates %.0f times per lookup, want 0", name, n)
 		}
+	}
+}
+
+// a CredentialTable entry written for a host answers its
+// https origin, not http after an https→http redirect on the same host.
+func TestCredentialTableNotSentAfterHTTPSToHTTPRedirect(t *testing.T) {
+	var plainSaw []string
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		plainSaw = append(plainSaw, r.Header.Get("Authorization"))
+		w.Header().Set("WWW-Authenticate", `Digest realm="r", nonce="n", qop="auth"`)
+		w.WriteHeader(401)
+	}))
+	defer plain.Close()
+	secure := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://h.example/landing", http.StatusFound)
+	}))
+	defer secure.Close()
+	base := &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			target := plain.Listener.Addr().String()
+			if strings.HasSuffix(addr, ":443") {
+				target = secure.Listener.Addr().String()
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, target)
+		},
+	}
+	defer base.CloseIdleConnections()
+	tr := &anyauth.Transport{Base: base, Schemes: []anyauth.Scheme{schemes.Digest{}},
+		Credentials: anyauth.CredentialTable{{Host: "h.example", UserPassword: anyauth.UserPassword{Username: "u", Password: "p"}}}}
+	resp, err := (&http.Client{Transport: tr}).Get("https://h.example/start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || len(plainSaw) != 1 || plainSaw[0] != "" {
+		t.Fatalf("status %d; the http origin got %q", resp.StatusCode, plainSaw)
+	}
+}
+
+// a provider that returns (nil, nil) is "no credentials", not a
+// panic, for Basic as for Digest.
+func TestNilCredentialsFromProvider(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("WWW-Authenticate", `Basic realm="r"`)
+		w.Header().Add("WWW-Authenticate", `Digest realm="r", nonce="n", qop="auth"`)
+		w.WriteHeader(401)
+	}))
+	defer srv.Close()
+	none := anyauth.CredentialFunc(func(context.Context, *anyauth.ProtectionSpace) (*anyauth.UserPassword, error) { return nil, nil })
+	tr := &anyauth.Transport{Schemes: []anyauth.Scheme{schemes.Basic{}, schemes.Digest{}}, Credentials: none}
+	if code, _ := get(t, tr, srv.URL+"/"); code != 401 {
+		t.Fatalf("status %d, want the 401 untouched", code)
 	}
 }

@@ -663,3 +663,85 @@ func TestDigestUserhashNotStrippedAfterRejection(t *testing.T) {
 		t.Errorf("status %d (err %v), want the server's 401", code, err)
 	}
 }
+
+// digestMD5Server is a strict RFC 7616 server that hands every challenger
+// the same nonce, and refuses an nc already used for it.
+type digestMD5Server struct {
+	*httptest.Server
+	mu    sync.Mutex
+	seen  map[string]bool
+	trips atomic.Int32
+	ok    atomic.Int32
+}
+
+func newDigestMD5Server(t *testing.T) *digestMD5Server {
+	d := &digestMD5Server{seen: map[string]bool{}}
+	h := func(s string) string { sum := md5.Sum([]byte(s)); return hex.EncodeToString(sum[:]) }
+	d.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.trips.Add(1)
+		cs := anyauth.ParseChallenges(r.Header.Get("Authorization"))
+		if len(cs) == 1 && cs[0].Is("Digest") {
+			c := &cs[0]
+			ha1 := h(testUser + ":r:" + testPass)
+			ha2 := h(r.Method + ":" + c.Param("uri"))
+			want := h(ha1 + ":" + c.Param("nonce") + ":" + c.Param("nc") + ":" + c.Param("cnonce") + ":auth:" + ha2)
+			d.mu.Lock()
+			fresh := !d.seen[c.Param("nc")]
+			d.seen[c.Param("nc")] = true
+			d.mu.Unlock()
+			if c.Param("response") == want && c.Param("nonce") == "shared" && fresh {
+				d.ok.Add(1)
+				return
+			}
+		}
+		w.Header().Set("WWW-Authenticate", `Digest realm="r", nonce="shared", qop="auth"`)
+		w.WriteHeader(401)
+	}))
+	t.Cleanup(d.Close)
+	return d
+}
+
+// sessions given the same nonce share its nonce count.
+func TestSameNonceForConcurrentChallengers(t *testing.T) {
+	d := newDigestMD5Server(t)
+	tr := &anyauth.Transport{Schemes: []anyauth.Scheme{schemes.Digest{}}, Credentials: anyauth.ForOrigin(d.URL, testUser, testPass)}
+	const n = 16
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			req, _ := http.NewRequest("GET", fmt.Sprintf("%s/doc/%d", d.URL, i), nil)
+			resp, err := tr.RoundTrip(req)
+			if err != nil || resp.StatusCode != 200 {
+				failed.Add(1)
+			}
+			if err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if failed.Load() != 0 || d.ok.Load() != n {
+		t.Fatalf("%d of %d requests failed (%d accepted): an nc was sent twice for one nonce", failed.Load(), n, d.ok.Load())
+	}
+}
+
+// one realm over several directories keeps an answer for each.
+func TestOneRealmSeveralDirectories(t *testing.T) {
+	srv := newBasicServer(t) // realm "private" on every path
+	tr := &anyauth.Transport{Schemes: []anyauth.Scheme{schemes.Basic{}}, Credentials: anyauth.ForOrigin(srv.URL, testUser, testPass)}
+	for i := range 20 {
+		dir := []string{"/private/a/", "/private/b/"}[i%2]
+		if code, _ := get(t, tr, srv.URL+dir+"x"); code != 200 {
+			t.Fatalf("%s: %d", dir, code)
+		}
+	}
+	if got := srv.hits.Load(); got != 22 {
+		t.Fatalf("%d round trips for 20 requests over 2 directories, want 22", got)
+	}
+}

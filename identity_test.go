@@ -201,7 +201,7 @@ func firstFew(s []string) string {
 	return strings.Join(s[:10], ", ") + fmt.Sprintf(" and %d more", len(s)-10)
 }
 
-// Finding: the cache of protection spaces ignores who is asking. A
+// the cache of protection spaces ignores who is asking. A
 // CredentialFunc that answers with the user of the request's context
 // must see each request served as its own user, but once one user's
 // answer is cached every later request of the space goes out (and is
@@ -354,7 +354,7 @@ func (sliceLeg) Continue(context.Context, *http.Response, *anyauth.Challenge) (b
 
 func (sliceLeg) Finish(*http.Response) error { return nil }
 
-// Finding: the cache removes a refused entry by comparing sessions with
+// the cache removes a refused entry by comparing sessions with
 // ==, which panics ("comparing uncomparable type") for a Session that is
 // a struct value holding a slice. Sequence: one realm answered in /a/ and
 // in /b/ (the cache then holds a trimmed copy of /a/'s entry, then /b/'s),
@@ -401,7 +401,7 @@ func TestUncomparableSessionNoPanic(t *testing.T) {
 	}
 }
 
-// Finding: a cached protection space keeps the server's challenge line
+// a cached protection space keeps the server's challenge line
 // alive (realm and parameters are substrings of it, and Digest sessions
 // stay in the Transport's Store), so a server that sends huge challenges
 // for fresh realms pins memory without bound. 256 spaces, each challenged
@@ -461,7 +461,7 @@ func TestHugeChallengesDoNotPinMemory(t *testing.T) {
 	}
 }
 
-// Finding: the space of a challenged path is its directory as the server
+// the space of a challenged path is its directory as the server
 // resolves it, but "%2F" is not taken as "/": /a%2Fx, which a decoding
 // server serves as /a/x, gets the space "/" instead of "/a/", so its
 // answer goes preemptively to /a/../b/x (that is, /b/x).
@@ -507,7 +507,7 @@ func firstOrNone(s []string) string {
 	return s[0]
 }
 
-// Finding: Basic answers a challenge that parses as token68
+// Basic answers a challenge that parses as token68
 // ("Basic realm=, charset=..." gives Token68 "realm="), sending the
 // password to a realm it never named. It must leave it unanswered.
 func TestBasicIgnoresToken68Challenge(t *testing.T) {

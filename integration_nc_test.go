@@ -17,7 +17,7 @@ import (
 	"github.com/anyauth/anyauth/schemes"
 )
 
-// Finding 4: Digest under concurrency against Apache's AuthDigestNcCheck,
+// Digest under concurrency against Apache's AuthDigestNcCheck,
 // which wants each client's (opaque's) nonce counts one after the other.
 // Each request answers on a lane of its own (a nonce no other request
 // uses meanwhile), so no nc overtakes another, and requests challenged at

@@ -14,7 +14,7 @@ import (
 	"github.com/anyauth/anyauth/schemes"
 )
 
-// Finding 1: a body with neither GetBody nor Seek is streamed at once and
+// a body with neither GetBody nor Seek is streamed at once and
 // teed into the replay buffer, never read ahead of the request.
 
 func streamTransport(srv *httptest.Server) *anyauth.Transport {

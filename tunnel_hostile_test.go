@@ -41,7 +41,7 @@ func getThrough(tr http.RoundTripper, url string, d time.Duration) (*http.Respon
 	return resp, err
 }
 
-// Finding 1: a proxy's endless response head (one endless header line, or
+// a proxy's endless response head (one endless header line, or
 // endless header lines) is cut at 1 MiB with a clear error, in well under
 // 5 s, and grows the heap by far less than 16 MiB.
 func TestConnectEndlessHeadIsBounded(t *testing.T) {
@@ -92,7 +92,7 @@ func TestConnectEndlessHeadIsBounded(t *testing.T) {
 	}
 }
 
-// Finding 2: a 407 whose body drips (1 byte per 100 ms) is given up after
+// a 407 whose body drips (1 byte per 100 ms) is given up after
 // a short wait: the answer goes on a new connection, and the tunnel opens
 // in well under 2 s.
 func TestConnectDrippingChallengeBody(t *testing.T) {
@@ -126,7 +126,7 @@ func TestConnectDrippingChallengeBody(t *testing.T) {
 	}
 }
 
-// Finding 3: a proxy that closes its connection after a 407, saying so
+// a proxy that closes its connection after a 407, saying so
 // only with Proxy-Connection: close, or not at all: the answer goes on a
 // new connection (2 CONNECTs in all).
 func TestConnectProxyClosesAfter407(t *testing.T) {
@@ -162,7 +162,7 @@ func TestConnectProxyClosesAfter407(t *testing.T) {
 	}
 }
 
-// Finding 4: 1xx responses before the 407 and before the 200 are skipped
+// 1xx responses before the 407 and before the 200 are skipped
 // (RFC 9110 §15.2).
 func TestConnectSkips1xx(t *testing.T) {
 	p := newConnectProxy(t, func(n int, auth string) proxyAnswer {
@@ -182,7 +182,7 @@ func TestConnectSkips1xx(t *testing.T) {
 	}
 }
 
-// Finding 5: Base's CONNECT hooks work as with net/http alone: the proxy
+// Base's CONNECT hooks work as with net/http alone: the proxy
 // sees ProxyConnectHeader (or what GetProxyConnectHeader returns), and
 // OnProxyConnectResponse sees every response, the 407 and the 200.
 func TestConnectHonoursBaseHooks(t *testing.T) {
@@ -247,7 +247,7 @@ func TestConnectHonoursBaseHooks(t *testing.T) {
 	})
 }
 
-// Finding 6: each reason a CONNECT's 407 goes unanswered is told apart,
+// each reason a CONNECT's 407 goes unanswered is told apart,
 // with what to do.
 func TestProxyConnectErrorReasons(t *testing.T) {
 	origin := newTLSOrigin(t, nil)
