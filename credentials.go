@@ -293,9 +293,29 @@ func (t CredentialTable) Credentials(_ context.Context, space *ProtectionSpace) 
 		}
 	}
 	if best < 0 {
+		if space.Proxy && t.hasOriginEntryFor(space) {
+			return nil, fmt.Errorf("%w: no table entry for %s: the entries for that host are for origins; set Proxy: true on an entry for a proxy", ErrNoCredentials, space)
+		}
 		return nil, fmt.Errorf("%w: no table entry for %s", ErrNoCredentials, space)
 	}
 	return &t[best].UserPassword, nil
+}
+
+// hasOriginEntryFor reports whether an origin entry (Proxy false) names
+// the proxy space's host: a table given as ProxyCredentials whose entries
+// forgot Proxy: true.
+func (t CredentialTable) hasOriginEntryFor(space *ProtectionSpace) bool {
+	for i := range t {
+		e := &t[i]
+		host := e.Host
+		if _, after, ok := strings.Cut(host, "://"); ok {
+			host = strings.TrimSuffix(after, "/")
+		}
+		if !e.Proxy && (host == "*" || strings.EqualFold(strings.Trim(host, "[]"), space.Host) || strings.EqualFold(host, space.Host+":"+space.Port)) {
+			return true
+		}
+	}
+	return false
 }
 
 // String lists the table's hosts and realms with the passwords redacted.

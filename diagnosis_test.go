@@ -77,3 +77,42 @@ func TestUnansweredChallengeIsLoggedAtWarnOnce(t *testing.T) {
 	}
 	t.Logf("%s", log)
 }
+
+// Two more misconfigurations that used to look like any 401: a Bearer
+// with no origins fails saying so, and a CredentialTable given as
+// ProxyCredentials whose entries forgot Proxy: true is named in the Warn
+// log.
+func TestMisconfigurationsSpeak(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("WWW-Authenticate", `Bearer realm="api"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	tr := &anyauth.Transport{Schemes: []anyauth.Scheme{schemes.NewStaticBearer("tok")}}
+	_, err := tr.RoundTrip(httptestGet(srv.URL))
+	if err == nil || !strings.Contains(err.Error(), "Bearer.Origins is empty") {
+		t.Fatalf("Bearer without origins: %v, want an error saying so", err)
+	}
+
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Proxy-Authenticate", `Basic realm="corp"`)
+		w.WriteHeader(http.StatusProxyAuthRequired)
+	}))
+	defer proxy.Close()
+	var buf bytes.Buffer
+	proxyURL := mustURL(proxy.URL)
+	tr = &anyauth.Transport{
+		Base:             &http.Transport{Proxy: http.ProxyURL(proxyURL)},
+		Schemes:          []anyauth.Scheme{schemes.Basic{}},
+		ProxyCredentials: anyauth.CredentialTable{{Host: proxyURL.Host, UserPassword: anyauth.UserPassword{Username: "u", Password: "p"}}},
+		Logger:           slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	resp, err := tr.RoundTrip(httptestGet("http://example.invalid/x"))
+	if err != nil || resp.StatusCode != http.StatusProxyAuthRequired {
+		t.Fatalf("%v %v, want the proxy's 407", resp, err)
+	}
+	resp.Body.Close()
+	if !strings.Contains(buf.String(), "set Proxy: true") {
+		t.Fatalf("log:\n%s\nwant the Warn to say the entries are for origins", buf.String())
+	}
+}

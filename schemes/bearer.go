@@ -2,6 +2,7 @@ package schemes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -183,6 +184,9 @@ func (*Bearer) Scope(*anyauth.Challenge, *url.URL) []string { return []string{"/
 // token if b holds none. A space elsewhere gets an error wrapping
 // anyauth.ErrNoCredentials.
 func (b *Bearer) Begin(ctx context.Context, _ *anyauth.Challenge, a *anyauth.Attempt) (anyauth.Session, error) {
+	if len(b.Origins) == 0 {
+		return nil, errors.New("bearer: Bearer.Origins is empty, so the token goes nowhere; list the origins it may be sent to (NewBearer(fetch, \"https://api.example.com\"))")
+	}
 	if !b.Origins.Allows(&a.Space) {
 		return nil, fmt.Errorf("bearer: %w: %s is not among the Bearer's origins", anyauth.ErrNoCredentials, a.Space.Origin())
 	}

@@ -277,13 +277,16 @@ func (s *digestSession) addLane(ch *digestChallenge) bool {
 // openLane adds a busy lane answering ch, or returns nil when the session
 // has maxLanes already.
 func (s *digestSession) openLane(ch *digestChallenge) *digestLane {
+	// The state is derived before taking mu: many requests challenged at
+	// once open their lanes together.
+	st := s.newState(ch, s.counterLocked(ch), s.state.Load())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.extra)+1 >= maxLanes {
 		return nil
 	}
 	l := &digestLane{busy: true}
-	l.state.Store(s.newState(ch, s.counterLocked(ch), s.state.Load()))
+	l.state.Store(st)
 	s.extra = append(s.extra, l)
 	return l
 }
