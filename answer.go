@@ -17,7 +17,7 @@ import (
 // one that can be answered. It reports whether the request should be
 // replayed; when not, s.why says why.
 func (x *exchange) answer(s *side, out *http.Request, resp *http.Response) (bool, error) {
-	challenges := ParseChallenges(resp.Header[s.challengeHeader]...)
+	challenges := ParseChallenges(squidNegotiatePlaceholder(resp.Header[s.challengeHeader])...)
 	for i := range challenges {
 		x.debug("anyauth: challenge", slog.String("from", s.name()), slog.Int("status", resp.StatusCode), slog.String("challenge", truncate(challenges[i].String(), 200)))
 	}
