@@ -20,9 +20,16 @@
 // -ntlm answers NTLM, under its own name and inside Negotiate, with
 // -u 'DOMAIN\user:pass' (and -proxy-user for a proxy).
 //
+// It has curl's habits: -L follows redirects (-u goes to the URLs' origins
+// only, unless -location-trusted), -o writes to a file, -i and -I print
+// the response head, -s is silent, -f fails on an HTTP error, -T uploads a
+// file with PUT, cookies are kept for the run (-b and -c read and write
+// a Netscape cookie file), and a progress meter shows on stderr for
+// transfers longer than 2 s.
+//
 // Exit status: 0 when the final status is below 400, 1 when it is 400 or
-// above (a proxy that refuses CONNECT included), 2 on a usage or transport
-// error.
+// above (a proxy that refuses CONNECT included), 22 instead with -f or
+// -fail-with-body, as curl, 2 on a usage or transport error.
 package main
 
 import (
@@ -38,6 +45,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -71,7 +79,26 @@ type options struct {
 	headers       headerList
 	parallel      int
 	urls          []string
+
+	// curl's habits.
+	location        bool   // -L
+	locationTrusted bool   // -location-trusted
+	output          string // -o ("" for stdout)
+	include         bool   // -i
+	head            bool   // -I
+	silent          bool   // -s
+	fail            bool   // -f
+	failWithBody    bool   // -fail-with-body
+	upload          string // -T
+	progress        bool   // -progress
+	cookieIn        string // -b FILE
+	cookieHeader    string // -b 'NAME=VALUE; ...'
+	cookieOut       string // -c
+	proxyAnyauth    bool   // -proxy-anyauth (what fetch always does)
 }
+
+// maxRedirects is how many redirects -L follows, curl's default.
+const maxRedirects = 50
 
 type headerList []string
 
@@ -89,12 +116,25 @@ func (e usageError) Error() string { return e.msg }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
+	fs := newFlagSet(o, stderr)
+	if err := fs.Parse(args); err != nil {
+		return nil, usageError{err.Error()}
+	}
+	o.urls = fs.Args()
+	if err := o.finish(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// newFlagSet defines fetch's flags, to be parsed into o.
+func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("fetch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.userPass, "u", "", "`USER:PASS` for the URL's origin only (a redirect to another origin gets none)")
+	fs.StringVar(&o.userPass, "u", "", "`USER:PASS` for the URLs' origins only (a redirect to another origin gets none, unless -location-trusted)")
 	fs.IntVar(&o.count, "n", 1, "send the requests `N` times with one Transport (shows preemptive reuse); with several URLs, the whole list")
 	fs.IntVar(&o.parallel, "P", 1, "send `P` requests at a time through the one Transport, like curl --parallel")
-	fs.StringVar(&o.method, "X", "", "request `METHOD` (default GET, or POST with -d)")
+	fs.StringVar(&o.method, "X", "", "request `METHOD` (default GET; POST with -d, PUT with -T, HEAD with -I)")
 	fs.StringVar(&o.data, "d", "", "request body `DATA`, or @FILE to stream a file (replayed by seeking)")
 	fs.BoolVar(&o.verbose, "v", false, "trace challenges, ranking, choice and round trips to stderr (secrets redacted)")
 	fs.StringVar(&o.bearer, "bearer", "", "Bearer `TOKEN` for the URL's origin only")
@@ -109,30 +149,68 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.netrc, "netrc", false, "read credentials from $NETRC or ~/.netrc")
 	fs.BoolVar(&o.insecureClear, "allow-cleartext", false, "allow Basic over plain http to non-loopback hosts")
 	fs.Var(&o.headers, "H", "extra request `HEADER` (\"Name: value\"), repeatable")
+	fs.BoolVar(&o.location, "L", false, fmt.Sprintf("follow redirects, up to %d as curl; -u still goes to the URLs' origins only", maxRedirects))
+	fs.BoolVar(&o.locationTrusted, "location-trusted", false, "like -L, and answer the challenges of every host the redirects reach with -u's credentials (curl --location-trusted)")
+	fs.StringVar(&o.output, "o", "", "write the body (and with -i the head) to `FILE` instead of stdout; created once a response is written, so -f leaves none (\"-\": stdout)")
+	fs.BoolVar(&o.include, "i", false, "print each response's status line and headers (redirects' too) before the body")
+	fs.BoolVar(&o.head, "I", false, "send HEAD (unless -X) and print the status line and headers only")
+	fs.BoolVar(&o.silent, "s", false, "silent: no progress meter, status lines or summary on stderr; errors still")
+	fs.BoolVar(&o.fail, "f", false, "fail: exit 22 when a final status is 400 or more, and print no body for it")
+	fs.BoolVar(&o.failWithBody, "fail-with-body", false, "like -f, but print the body")
+	fs.StringVar(&o.upload, "T", "", "upload `FILE` with PUT (unless -X), streamed and replayed after a challenge by seeking; a URL ending in / gets the file's name")
+	fs.BoolVar(&o.progress, "progress", false, "show the progress meter on stderr from the start (otherwise only for transfers over 2 s); never with -s, nor when stdout is the terminal being written")
+	fs.StringVar(&o.cookieIn, "b", "", "read cookies from the Netscape cookie `FILE` (ignored if missing), or send them as given when the argument holds a = (\"NAME=VALUE; NAME2=VALUE2\")")
+	fs.StringVar(&o.cookieOut, "c", "", "write the run's cookies to the Netscape cookie `FILE` at the end (cookies are kept in memory for the run in any case)")
+	fs.BoolVar(&o.proxyAnyauth, "proxy-anyauth", false, "accepted for curl's sake: answering the proxy's strongest challenge is what fetch always does")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: fetch [flags] [URL ...]\n\nWith no URL, fetch runs its demo against an embedded server.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, usageError{err.Error()}
-	}
-	o.urls = fs.Args()
+	return fs
+}
+
+// finish checks the parsed options and fills in what follows from them.
+func (o *options) finish() error {
 	if o.count < 1 || o.parallel < 1 {
-		return nil, usageError{"-n and -P must be at least 1"}
+		return usageError{"-n and -P must be at least 1"}
+	}
+	if strings.Contains(o.cookieIn, "=") { // curl's rule: a = makes it cookies, not a file
+		o.cookieHeader, o.cookieIn = o.cookieIn, ""
+	}
+	if o.output == "-" {
+		o.output = ""
+	}
+	if o.locationTrusted {
+		o.location = true
+	}
+	if o.fail && o.failWithBody {
+		return usageError{"-f and -fail-with-body: give one"}
+	}
+	if o.data != "" && o.upload != "" {
+		return usageError{"-d and -T are two request bodies: give one"}
+	}
+	if o.head && (o.data != "" || o.upload != "") {
+		return usageError{"-I sends HEAD, without the body of -d or -T"}
 	}
 	if (o.oauth2URL == "") != (o.oauth2Client == "") {
-		return nil, usageError{"-oauth2-token-url and -oauth2-client go together"}
+		return usageError{"-oauth2-token-url and -oauth2-client go together"}
 	}
 	if o.bearer != "" && o.oauth2URL != "" {
-		return nil, usageError{"-bearer and -oauth2-token-url are two ways to get a token: give one"}
+		return usageError{"-bearer and -oauth2-token-url are two ways to get a token: give one"}
 	}
 	if o.method == "" {
-		o.method = http.MethodGet
-		if o.data != "" {
+		switch {
+		case o.head:
+			o.method = http.MethodHead
+		case o.upload != "":
+			o.method = http.MethodPut
+		case o.data != "":
 			o.method = http.MethodPost
+		default:
+			o.method = http.MethodGet
 		}
 	}
-	return o, nil
+	return nil
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -147,19 +225,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(o.urls) == 0 {
 		return runDemo(stdout, stderr)
 	}
-	status, err := fetch(o, stdout, stderr)
+	errw := &stderrWriter{w: stderr}
+	status, err := fetch(o, stdout, errw)
 	var pe *anyauth.ProxyConnectError
-	if errors.As(err, &pe) {
+	switch {
+	case errors.As(err, &pe):
 		// The proxy answered, and refused: an HTTP-level failure, as a
 		// final 407 to a plain-http request is.
-		fmt.Fprintln(stderr, "fetch:", pe)
+		fmt.Fprintln(errw, "fetch:", pe)
 		return 1
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "fetch:", err)
+	case err != nil:
+		fmt.Fprintln(errw, "fetch:", err)
 		return 2
-	}
-	if status >= 400 {
+	case status >= 400 && (o.fail || o.failWithBody):
+		fmt.Fprintf(errw, "fetch: (22) The requested URL returned error: %d\n", status)
+		return 22
+	case status >= 400:
 		return 1
 	}
 	return 0
@@ -198,8 +279,16 @@ func newTransport(o *options, targets []*url.URL, stderr io.Writer) (*anyauth.Tr
 		if !ok {
 			return nil, usageError{"-u wants USER:PASS"}
 		}
-		for _, origin := range origins {
-			creds = append(creds, anyauth.ForOrigin(origin, user, pass))
+		if o.locationTrusted {
+			// Every origin the redirects reach, as curl
+			// --location-trusted: any host, over http or https (Basic
+			// still goes in the clear only where the Transport allows).
+			up := anyauth.UserPassword{Username: user, Password: pass}
+			creds = append(creds, anyauth.CredentialTable{{Host: "https://*", UserPassword: up}, {Host: "http://*", UserPassword: up}})
+		} else {
+			for _, origin := range origins {
+				creds = append(creds, anyauth.ForOrigin(origin, user, pass))
+			}
 		}
 	}
 	if o.netrc {
@@ -263,15 +352,26 @@ func newTransport(o *options, targets []*url.URL, stderr io.Writer) (*anyauth.Tr
 
 // fetch sends the request to every URL, the whole list o.count times, up
 // to o.parallel at a time through one Transport, and prints the bodies of
-// the last round. It returns the worst final status.
-func fetch(o *options, stdout, stderr io.Writer) (int, error) {
+// the last round (to the -o file, if any). It returns the worst final
+// status.
+func fetch(o *options, stdout io.Writer, stderr *stderrWriter) (int, error) {
 	var targets []*url.URL
 	for _, raw := range o.urls {
 		target, err := url.Parse(raw)
 		if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
 			return 0, usageError{fmt.Sprintf("%q is not an http(s) URL", raw)}
 		}
+		if o.upload != "" && (target.Path == "" || strings.HasSuffix(target.Path, "/")) {
+			// curl -T FILE http://host/dir/ puts to /dir/FILE.
+			target = target.JoinPath(url.PathEscape(filepath.Base(o.upload)))
+		}
 		targets = append(targets, target)
+	}
+	jar := newCookieJar()
+	if o.cookieIn != "" {
+		if err := jar.load(o.cookieIn); err != nil {
+			return 0, err
+		}
 	}
 	t, err := newTransport(o, targets, stderr)
 	if err != nil {
@@ -281,7 +381,13 @@ func fetch(o *options, stdout, stderr io.Writer) (int, error) {
 	for _, target := range targets {
 		target.User = nil // its credentials went to the Transport
 	}
-	client := &http.Client{Transport: t}
+	// The jar keeps the cookies of every response for the whole run: the
+	// Transport's of the 401s and 407s it answers (a server may bind its
+	// Digest nonce to a session cookie), the Client's of the others.
+	t.Jar = jar
+	client := &http.Client{Transport: t, Jar: jar, CheckRedirect: o.checkRedirect}
+	out := &output{path: o.output, w: stdout}
+	m := startMeter(stderr, !o.silent && (o.output != "" || !isTerminal(stdout)), o.progress)
 
 	type job struct {
 		target *url.URL
@@ -312,10 +418,30 @@ func fetch(o *options, stdout, stderr io.Writer) (int, error) {
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
+				// One request at a time streams its response to the
+				// output; several keep theirs until they are done, so
+				// that responses are not interleaved.
+				var sink func() io.Writer
+				var buf *bytes.Buffer
+				if j.last {
+					if o.parallel == 1 {
+						sink = out.open
+					} else {
+						sink = func() io.Writer {
+							if buf == nil {
+								buf = new(bytes.Buffer)
+							}
+							return buf
+						}
+					}
+				}
 				var why anyauth.Diagnosis
-				status, body, err := fetchOne(anyauth.WithDiagnosis(ctx, &why), client, o, j.target)
+				status, final, err := fetchOne(anyauth.WithDiagnosis(ctx, &why), client, o, j.target, sink, m)
 				mu.Lock()
 				requests++
+				if err == nil && buf != nil {
+					_, err = out.open().Write(buf.Bytes())
+				}
 				if err != nil {
 					if firstErr == nil {
 						firstErr = err
@@ -325,28 +451,67 @@ func fetch(o *options, stdout, stderr io.Writer) (int, error) {
 				}
 				statuses[status]++
 				worst = max(worst, status)
-				fmt.Fprintf(stderr, "< %s %s: %d %s\n", o.method, j.target, status, http.StatusText(status))
-				if d := why.Err(); d != nil && (status == http.StatusUnauthorized || status == http.StatusProxyAuthRequired) {
-					// Why the challenge went unanswered.
-					fmt.Fprintf(stderr, "fetch: not answered: %v\n", d)
-				}
-				if j.last {
-					stdout.Write(body)
+				if !o.silent {
+					at := ""
+					if final.String() != j.target.String() {
+						at = " at " + final.String()
+					}
+					fmt.Fprintf(stderr, "< %s %s: %d %s%s\n", o.method, j.target, status, http.StatusText(status), at)
+					if d := why.Err(); d != nil && (status == http.StatusUnauthorized || status == http.StatusProxyAuthRequired) {
+						// Why the challenge went unanswered.
+						fmt.Fprintf(stderr, "fetch: not answered: %v\n", d)
+					}
 				}
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	if o.verbose || requests > 1 {
+	m.stop()
+	if err := out.close(); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	if o.cookieOut != "" {
+		if err := jar.save(o.cookieOut); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if o.verbose || (requests > 1 && !o.silent) {
 		fmt.Fprintf(stderr, "fetch: %s, final statuses %s, %s\n", plural(requests, "request"), statusSummary(statuses), plural(int(trips.Load()), "round trip"))
 	}
 	return worst, firstErr
 }
 
-// fetchOne sends one request and reads its body.
-func fetchOne(ctx context.Context, client *http.Client, o *options, target *url.URL) (int, []byte, error) {
-	req, err := newRequest(ctx, o, target)
+// sinkKey is the context key of a request's sink: the func that returns
+// where its response is printed, for the heads of redirects under -i.
+type sinkKey struct{}
+
+// checkRedirect is the Client's: without -L the redirect is the response;
+// with -L it is followed, up to maxRedirects, and its head printed with -i.
+// The Transport answers each hop's challenges with the credentials of that
+// hop's origin: -u's go to the URLs' origins only, unless -location-trusted.
+func (o *options) checkRedirect(req *http.Request, via []*http.Request) error {
+	if !o.location {
+		return http.ErrUseLastResponse
+	}
+	if len(via) > maxRedirects {
+		return fmt.Errorf("maximum (%d) redirects followed", maxRedirects)
+	}
+	if sink, ok := req.Context().Value(sinkKey{}).(func() io.Writer); ok && (o.include || o.head) && req.Response != nil {
+		return writeHead(sink(), req.Response)
+	}
+	return nil
+}
+
+// fetchOne sends one request and reads its response. When sink is not
+// nil, the response is printed to what it returns: the head with -i or
+// -I, the body unless -I, nothing with -f when the status is 400 or more.
+// It returns the final status and URL (after -L's redirects).
+func fetchOne(ctx context.Context, client *http.Client, o *options, target *url.URL, sink func() io.Writer, m *meter) (int, *url.URL, error) {
+	if sink != nil {
+		ctx = context.WithValue(ctx, sinkKey{}, sink)
+	}
+	req, err := newRequest(ctx, o, target, m)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -355,8 +520,22 @@ func fetchOne(ctx context.Context, client *http.Client, o *options, target *url.
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, body, err
+	var dst io.Writer = io.Discard
+	if sink != nil && !(o.fail && resp.StatusCode >= 400) {
+		w := sink()
+		if o.include || o.head {
+			if err := writeHead(w, resp); err != nil {
+				return 0, nil, err
+			}
+		}
+		if !o.head {
+			dst = w
+		}
+	}
+	if _, err := io.Copy(dst, m.counted(resp.Body)); err != nil {
+		return 0, nil, err
+	}
+	return resp.StatusCode, resp.Request.URL, nil
 }
 
 // statusSummary lists statuses as "318x200 2x401", most frequent first.
@@ -381,37 +560,50 @@ func statusSummary(statuses map[int]int) string {
 	return strings.Join(parts, " ")
 }
 
-// newRequest builds one request; a -d @FILE body is an *os.File, which the
-// Transport replays by seeking, never holding it in memory.
-func newRequest(ctx context.Context, o *options, target *url.URL) (*http.Request, error) {
+// newRequest builds one request; a -d @FILE or -T FILE body is an
+// *os.File (counted for the meter), which the Transport replays by
+// seeking, never holding it in memory.
+func newRequest(ctx context.Context, o *options, target *url.URL, m *meter) (*http.Request, error) {
+	for _, h := range o.headers {
+		if !strings.Contains(h, ":") {
+			return nil, usageError{fmt.Sprintf("-H %q wants \"Name: value\"", h)}
+		}
+	}
 	var body io.Reader
 	var size int64 = -1
+	file := o.upload
+	if strings.HasPrefix(o.data, "@") {
+		file = o.data[1:]
+	}
 	switch {
-	case strings.HasPrefix(o.data, "@"):
-		f, err := os.Open(o.data[1:])
+	case file != "":
+		f, err := os.Open(file)
 		if err != nil {
 			return nil, err
 		}
 		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 			size = fi.Size()
 		}
-		body = f
+		body = m.countedFile(f)
 	case o.data != "":
 		body = bytes.NewReader([]byte(o.data))
 	}
 	req, err := http.NewRequestWithContext(ctx, o.method, target.String(), body)
 	if err != nil {
+		if c, ok := body.(io.Closer); ok {
+			c.Close()
+		}
 		return nil, err
 	}
 	if size >= 0 {
 		req.ContentLength = size
 	}
 	for _, h := range o.headers {
-		name, value, ok := strings.Cut(h, ":")
-		if !ok {
-			return nil, usageError{fmt.Sprintf("-H %q wants \"Name: value\"", h)}
-		}
+		name, value, _ := strings.Cut(h, ":")
 		req.Header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+	if o.cookieHeader != "" {
+		req.Header.Add("Cookie", o.cookieHeader)
 	}
 	return req, nil
 }

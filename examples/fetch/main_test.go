@@ -76,7 +76,8 @@ func TestExitStatus(t *testing.T) {
 	}
 }
 
-// A redirect to another origin gets no credentials from -u.
+// A redirect to another origin gets no credentials from -u; without -L,
+// the redirect is not followed at all.
 func TestUserScopedToOrigin(t *testing.T) {
 	var got []string
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -88,8 +89,11 @@ func TestUserScopedToOrigin(t *testing.T) {
 	home := httptest.NewServer(http.RedirectHandler(other.URL+"/x", http.StatusFound))
 	defer home.Close()
 	var out, errOut bytes.Buffer
-	if code := run([]string{"-u", "a:b", home.URL}, &out, &errOut); code != 1 {
-		t.Fatalf("exit %d", code)
+	if code := run([]string{"-u", "a:b", home.URL}, &out, &errOut); code != 0 || len(got) != 0 {
+		t.Fatalf("without -L: exit %d, other origin hit %d times", code, len(got))
+	}
+	if code := run([]string{"-L", "-u", "a:b", home.URL}, &out, &errOut); code != 1 || len(got) == 0 {
+		t.Fatalf("-L: exit %d, other origin hit %d times", code, len(got))
 	}
 	for _, a := range got {
 		if a != "" {
