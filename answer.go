@@ -61,7 +61,7 @@ func (x *exchange) judgeSent(s *side, resp *http.Response, challenges []Challeng
 		if s.fromCache {
 			x.t.cache.remove(s.entry)
 		} else {
-			s.memo.refuse(&s.entry.space)
+			x.credentials(s).refuse(&s.entry.space)
 		}
 	}
 	s.entry, s.leg, s.fromCache = nil, nil, false
@@ -114,7 +114,7 @@ func (x *exchange) beginOne(s *side, out *http.Request, c Candidate, rejected *c
 		s.lastSkip = err
 		return false, err
 	}
-	attempt := &Attempt{Request: out, Space: space, Credentials: &s.memo, Logger: x.log, Store: &x.t.store}
+	attempt := &Attempt{Request: out, Space: space, Credentials: x.credentials(s), Logger: x.log, Store: &x.t.store}
 	if rejected != nil && rejected.space.AuthScheme == space.AuthScheme && rejected.space.Realm == space.Realm {
 		attempt.Rejected = rejected.session
 	}
@@ -136,7 +136,7 @@ func (x *exchange) beginOne(s *side, out *http.Request, c Candidate, rejected *c
 		}
 		return false, &AuthError{Space: space, Err: err}
 	}
-	who, asked := s.memo.asked(&space)
+	who, asked := x.credentials(s).asked(&space)
 	s.entry = &cacheEntry{space: space, prefixes: prefixes, session: session, strength: c.Strength, traits: c.Scheme.Traits(), who: who, asked: asked}
 	s.leg, s.applied, s.why = leg, 0, reasonNone
 	x.addLeg(leg)

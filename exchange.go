@@ -11,22 +11,27 @@ import (
 // side is the state of one kind of authentication (origin or proxy)
 // during one RoundTrip.
 type side struct {
-	proxy           bool
 	challengeHeader string // WWW-Authenticate or Proxy-Authenticate
-	disabled        bool   // the caller set the answer header itself, or no proxy is known
+	proxy           bool
+	disabled        bool         // the caller set the answer header itself, or no proxy is known
+	fromCache       bool         // entry came from the cache (preemptive)
+	why             giveUpReason // why the last challenge found no answer
 
-	entry     *cacheEntry  // the space being answered, nil for none
-	leg       Leg          // this request's leg of entry's session, nil until started
-	applied   int          // round trips that carried leg
-	fromCache bool         // entry came from the cache (preemptive)
-	bound     *cacheEntry  // a known connection-bound space of the request, whose connections it may reuse
-	floor     Strength     // no answer weaker than a rejected one
-	answered  []string     // scheme+realm keys answered on this request
-	why       giveUpReason // why the last challenge found no answer
-	lastSkip  error        // the last scheme's reason for not answering
-	// memo asks the side's credential provider, once per realm, and
-	// records who the request is.
-	memo requestCredentials
+	entry    *cacheEntry // the space being answered, nil for none
+	leg      Leg         // this request's leg of entry's session, nil until started
+	applied  int         // round trips that carried leg
+	bound    *cacheEntry // a known connection-bound space of the request, whose connections it may reuse
+	floor    Strength    // no answer weaker than a rejected one
+	answered []string    // scheme+realm keys answered on this request
+	lastSkip error       // the last scheme's reason for not answering
+	// provider is the side's credential provider, nil for none.
+	provider CredentialProvider
+	// first is the provider's answer for the first realm asked about,
+	// kept inline: a request that meets only a cached space asks once and
+	// allocates nothing. memo takes over (made by credentials) as soon as
+	// more is asked: another realm, a challenge to answer.
+	first firstAnswer
+	memo  *requestCredentials
 }
 
 // askedForRealm reports whether a challenge of the given realm is among
@@ -72,13 +77,13 @@ type exchange struct {
 	legs     []Leg // every leg started, to End when the request is over
 	legsBuf  [2]Leg
 
-	tunnel     bool        // a CONNECT, negotiated on a connection of its own (tunnel.go)
-	tc         *tunnelConn // the connection to the proxy a CONNECT rides, nil until dialled
-	redials    int         // tunnel connections dialled again after the proxy closed one
-	gaveUp     giveUpReason
-	conn       *boundConn // the owned connection of a connection-bound handshake, nil while requests go through Base
-	connPooled bool       // conn came from the pool of authenticated connections
-	restarts   int        // handshakes restarted because their connection closed
+	tc         *tunnelConn  // the connection to the proxy a CONNECT rides, nil until dialled
+	conn       *boundConn   // the owned connection of a connection-bound handshake, nil while requests go through Base
+	tunnel     bool         // a CONNECT, negotiated on a connection of its own (tunnel.go)
+	connPooled bool         // conn came from the pool of authenticated connections
+	gaveUp     giveUpReason // why the exchange returned a challenge unanswered
+	redials    int32        // tunnel connections dialled again after the proxy closed one
+	restarts   int32        // handshakes restarted because their connection closed
 }
 
 // end tells every leg started on this request that it is over, and closes
@@ -234,7 +239,7 @@ func (x *exchange) challenged(resp *http.Response) (*side, error) {
 }
 
 // giveUpReason says why a challenge went unanswered.
-type giveUpReason int
+type giveUpReason uint8
 
 const (
 	reasonNone          giveUpReason = iota

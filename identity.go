@@ -65,19 +65,61 @@ func (d *passwordDigests) reset() {
 	}
 }
 
+// firstAnswer is what the provider answered for the first space asked
+// about on a request, before the request's memo exists.
+type firstAnswer struct {
+	space *ProtectionSpace // nil until asked
+	up    *UserPassword    // the provider's, read only; nil for none
+}
+
+// credentials returns the side's record of the provider's answers for the
+// rest of the request, making it (with the first answer in it) when
+// needed.
+func (x *exchange) credentials(s *side) *requestCredentials {
+	if s.memo == nil {
+		s.memo = &requestCredentials{provider: s.provider, digests: &x.t.digests}
+		if s.first.space != nil {
+			s.memo.record(s.first.space, s.first.up, s.first.up == nil)
+		}
+	}
+	return s.memo
+}
+
 // whoFor returns who the request is in space, asking the side's provider
 // when it was not asked about space's realm yet on this request. It
 // reports false when the provider failed (other than with
 // ErrNoCredentials): then the request is nobody known, and the challenge
 // that follows asks again and reports the error.
 func (x *exchange) whoFor(s *side, space *ProtectionSpace) (identity, bool) {
-	if who, ok := s.memo.asked(space); ok {
+	if s.memo == nil && (s.first.space == nil || sameRealm(s.first.space, space)) {
+		if s.first.space == nil {
+			if s.provider == nil {
+				s.first.space = space
+				return identity{}, true
+			}
+			up, err := s.provider.Credentials(x.ctx(), space)
+			switch {
+			case err == nil && up != nil:
+				s.first = firstAnswer{space: space, up: up}
+			case err == nil || errors.Is(err, ErrNoCredentials):
+				s.first = firstAnswer{space: space}
+			default:
+				return identity{}, false
+			}
+		}
+		if s.first.up == nil {
+			return identity{}, true
+		}
+		return x.t.digests.identityOf(s.first.up), true
+	}
+	m := x.credentials(s)
+	if who, ok := m.asked(space); ok {
 		return who, true
 	}
-	g, err := s.memo.ask(x.ctx(), space)
+	g, err := m.ask(x.ctx(), space)
 	switch {
 	case err == nil:
-		return s.memo.identity(g), true
+		return m.identity(g), true
 	case errors.Is(err, ErrNoCredentials):
 		return identity{}, true
 	}

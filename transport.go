@@ -225,7 +225,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		log:  t.logger(),
 		origin: side{
 			challengeHeader: "Www-Authenticate",
-			memo:            requestCredentials{provider: t.Credentials, digests: &t.digests},
+			provider:        t.Credentials,
 			disabled:        hasHeader(req.Header, "Authorization"),
 		},
 		proxy: side{
@@ -235,7 +235,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	x.proxyURL = t.proxyURL(req)
 	x.proxy.disabled = x.proxyURL == nil || hasHeader(req.Header, "Proxy-Authorization")
-	x.proxy.memo.provider, x.proxy.memo.digests = t.proxyCredentials(x.proxyURL), &t.digests
+	x.proxy.provider = t.proxyCredentials(x.proxyURL)
 	defer x.end()
 	return x.run()
 }

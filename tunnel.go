@@ -45,7 +45,7 @@ func (t *Transport) connect(ctx context.Context, proxyURL *url.URL, target strin
 			proxy:           true,
 			challengeHeader: "Proxy-Authenticate",
 			disabled:        req.Header.Get("Proxy-Authorization") != "", // set by Base's ProxyConnectHeader
-			memo:            requestCredentials{provider: t.proxyCredentials(proxyURL), digests: &t.digests},
+			provider:        t.proxyCredentials(proxyURL),
 		},
 	}
 	defer x.end()
@@ -147,7 +147,7 @@ func (x *exchange) connectError(resp *http.Response) error {
 	}
 	if resp.StatusCode == http.StatusProxyAuthRequired {
 		e.Reason = x.gaveUp.proxyReason()
-		e.OriginCredentialsOnly = e.Reason == ProxyNoCredentials && x.proxy.memo.provider == nil && x.t.Credentials != nil
+		e.OriginCredentialsOnly = e.Reason == ProxyNoCredentials && x.proxy.provider == nil && x.t.Credentials != nil
 	}
 	return e
 }

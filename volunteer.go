@@ -44,12 +44,12 @@ func (x *exchange) volunteer(s *side) {
 		if _, refused := x.t.cleartextRefused(sc, &space, x.proxyURL); refused {
 			continue
 		}
-		session, err := sc.Begin(x.ctx(), c, &Attempt{Request: x.req, Space: space, Credentials: &s.memo, Logger: x.log, Store: &x.t.store})
+		session, err := sc.Begin(x.ctx(), c, &Attempt{Request: x.req, Space: space, Credentials: x.credentials(s), Logger: x.log, Store: &x.t.store})
 		if err != nil {
 			x.debug("anyauth: not volunteered", slog.String("scheme", sc.Name()), slog.String("why", err.Error()))
 			continue
 		}
-		who, asked := s.memo.asked(&space)
+		who, asked := x.credentials(s).asked(&space)
 		s.entry = &cacheEntry{space: space, prefixes: []string{"/"}, session: session, strength: strength, traits: sc.Traits(), who: who, asked: asked}
 		x.debug("anyauth: volunteered", slog.String("scheme", sc.Name()), slog.String("space", space.String()))
 		return
