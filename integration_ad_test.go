@@ -234,3 +234,49 @@ func countTrips(n *int) http.RoundTripper {
 		return base.RoundTrip(r)
 	})
 }
+
+var adTLSOnce struct {
+	sync.Once
+	srv *testserver.Server
+	err error
+}
+
+// Over https: Kerberos (CORP\alice's password) on /krb/ and NTLM through
+// winbind on /ntlm/, against the AD DC's Apache with mod_ssl.
+func TestADOverHTTPS(t *testing.T) {
+	ad, _ := activeDirectory(t)
+	adTLSOnce.Do(func() {
+		adTLSOnce.srv, adTLSOnce.err = testserver.StartADApacheTLS(ad)
+		if adTLSOnce.err == nil {
+			serversMu.Lock()
+			servers["ad-apache-tls"] = adTLSOnce.srv
+			serversMu.Unlock()
+		}
+	})
+	if adTLSOnce.err != nil {
+		t.Fatalf("AD Apache over https: %v", adTLSOnce.err)
+	}
+	srv := adTLSOnce.srv
+	t.Setenv("KRB5CCNAME", "FILE:"+filepath.Join(t.TempDir(), "none"))
+	if !strings.HasPrefix(srv.URL, "https://localhost:") {
+		t.Fatalf("URL %s", srv.URL)
+	}
+	base := &http.Transport{TLSClientConfig: srv.TLSConfig()}
+	defer base.CloseIdleConnections()
+	tr := &anyauth.Transport{
+		Base:        base,
+		Schemes:     []anyauth.Scheme{&negotiate.Kerberos{Config: ad.Config, Mutual: negotiate.MutualRequired}},
+		Credentials: anyauth.ForOrigin(srv.URL, `CORP\alice`, testserver.ADPassword),
+	}
+	for i := range 3 {
+		if code, user, typ := adWhoami(t, tr, srv.URL+testserver.PathADKerberos+testserver.WhoamiPath, nil); code != 200 || user != testserver.ADPrincipal || typ != "Negotiate" {
+			t.Fatalf("Kerberos over https, request %d: %d %q %q", i, code, user, typ)
+		}
+	}
+	ntlmTr := &anyauth.Transport{Base: base, Schemes: []anyauth.Scheme{ntlm.New(ntlm.Options{})}, Credentials: anyauth.ForOrigin(srv.URL, `CORP\bob`, testserver.ADSecondPassword)}
+	for i := range 3 {
+		if code, user, _ := adWhoami(t, ntlmTr, srv.URL+testserver.PathADNTLM+testserver.WhoamiPath, nil); code != 200 || !strings.EqualFold(user, `CORP\bob`) {
+			t.Fatalf("NTLM over https, request %d: %d %q", i, code, user)
+		}
+	}
+}

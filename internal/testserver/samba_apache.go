@@ -44,7 +44,13 @@ var ADLocations = []Location{
 // workers (www-data when started as root) reach the privileged pipe
 // because StartSambaAD gave that directory their group. The error wraps
 // ErrNotInstalled when apache2, mod_auth_gssapi or gss-ntlmssp is missing.
-func StartADApache(ad *SambaAD) (*Server, error) {
+func StartADApache(ad *SambaAD) (*Server, error) { return startADApache(ad, false) }
+
+// StartADApacheTLS is StartADApache over https (mod_ssl, a throw-away CA:
+// Server.TLSConfig trusts it), reached as https://localhost:PORT.
+func StartADApacheTLS(ad *SambaAD) (*Server, error) { return startADApache(ad, true) }
+
+func startADApache(ad *SambaAD, useTLS bool) (*Server, error) {
 	if ad == nil || ad.Keytab == "" {
 		return nil, fmt.Errorf("testserver: apache-ad needs a running SambaAD")
 	}
@@ -69,11 +75,15 @@ func StartADApache(ad *SambaAD) (*Server, error) {
 			"GSS_MECH_CONFIG=" + filepath.Join(dir, "gss", "mech"),
 		}
 	}
-	s, err := startGSSAPIServer("apache-ad", ADLocations, files, env, adLocationsConf, map[string]any{
+	name := "apache-ad"
+	if useTLS {
+		name = "apache-ad-tls"
+	}
+	s, err := startGSSAPIServer(name, ADLocations, files, env, adLocationsConf, map[string]any{
 		"PathADKerberos": PathADKerberos,
 		"PathADNTLM":     PathADNTLM,
 		"PathADBoth":     PathADBoth,
-		"TLS":            false,
+		"TLS":            useTLS,
 	})
 	if err != nil {
 		return nil, err
