@@ -186,22 +186,7 @@ func externalKCM(dir, sock string) (*KCM, error) {
 // not installed skips the test, or fails it when InCI.
 func StartKCMForTest(t testing.TB) *KCM {
 	t.Helper()
-	c, err := StartKCM("")
-	if err != nil {
-		if errors.Is(err, ErrNotInstalled) && !InCI() {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("kcm log:\n%s", c.Log())
-		}
-		if err := c.Close(); err != nil {
-			t.Errorf("closing kcm: %v", err)
-		}
-	})
-	return c
+	return forTest(t, func() (*KCM, error) { return StartKCM("") }, func(c *KCM) string { return "kcm log:\n" + c.Log() })
 }
 
 // Libdefaults is the [libdefaults] relation that points MIT's libkrb5 at

@@ -154,29 +154,26 @@ func StartKDC() (*KDC, error) {
 		return nil, fmt.Errorf("testserver: user keytab: %w", err)
 	}
 
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
+	err = retryOnTakenPort(func(attempt int) (bool, error) {
 		port, err := freePort()
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		if err := k.writeConfigs(port); err != nil {
-			return nil, err
+			return false, err
 		}
-		err = k.startOnce(krb5kdc, attempt)
-		if err == nil {
-			k.Addr = fmt.Sprintf("127.0.0.1:%d", port)
-			ok = true
-			return k, nil
+		if err := k.startOnce(krb5kdc, attempt); err != nil {
+			k.exited, k.cmd = make(chan struct{}), nil
+			return strings.Contains(err.Error(), "in use"), err
 		}
-		lastErr = err
-		if !strings.Contains(err.Error(), "in use") {
-			break
-		}
-		k.exited = make(chan struct{})
-		k.cmd = nil
+		k.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+		return false, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, lastErr
+	ok = true
+	return k, nil
 }
 
 // StartKDCForTest starts a KDC, closes it when the test ends and, if the
@@ -184,22 +181,7 @@ func StartKDC() (*KDC, error) {
 // test, or fails it when InCI.
 func StartKDCForTest(t testing.TB) *KDC {
 	t.Helper()
-	k, err := StartKDC()
-	if err != nil {
-		if errors.Is(err, ErrNotInstalled) && !InCI() {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("KDC log:\n%s", k.Log())
-		}
-		if err := k.Close(); err != nil {
-			t.Errorf("closing KDC: %v", err)
-		}
-	})
-	return k
+	return forTest(t, StartKDC, func(k *KDC) string { return "KDC log:\n" + k.Log() })
 }
 
 func (k *KDC) writeConfigs(port int) error {

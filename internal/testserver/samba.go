@@ -223,31 +223,29 @@ func StartSambaAD() (*SambaAD, error) {
 	}
 	a.Provision = time.Since(began)
 
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		if attempt > 0 {
+	err = retryOnTakenPort(func(attempt int) (bool, error) {
+		if attempt > 0 { // the provision chose the first ports
+			var err error
 			if kdcPort, kpasswdPort, err = twoFreePorts(); err != nil {
-				return nil, err
+				return false, err
 			}
 		}
 		if err := a.writeConfigs(kdcPort, kpasswdPort); err != nil {
-			return nil, err
+			return false, err
 		}
-		err := a.startOnce(attempt)
-		if err == nil {
-			a.KDCAddr = fmt.Sprintf("127.0.0.1:%d", kdcPort)
-			a.KpasswdAddr = fmt.Sprintf("127.0.0.1:%d", kpasswdPort)
-			ok = true
-			return a, nil
+		if err := a.startOnce(attempt); err != nil {
+			a.exited, a.cmd = make(chan struct{}), nil
+			return strings.Contains(err.Error(), "ADDRESS_ALREADY_ASSOCIATED") || strings.Contains(err.Error(), "in use"), err
 		}
-		lastErr = err
-		if !strings.Contains(err.Error(), "ADDRESS_ALREADY_ASSOCIATED") && !strings.Contains(err.Error(), "in use") {
-			break
-		}
-		a.exited = make(chan struct{})
-		a.cmd = nil
+		a.KDCAddr = fmt.Sprintf("127.0.0.1:%d", kdcPort)
+		a.KpasswdAddr = fmt.Sprintf("127.0.0.1:%d", kpasswdPort)
+		return false, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, lastErr
+	ok = true
+	return a, nil
 }
 
 // StartSambaADForTest starts a Samba AD DC, closes it when the test ends
@@ -255,22 +253,7 @@ func StartSambaAD() (*SambaAD, error) {
 // a test not running as root) skips the test, or fails it when InCI.
 func StartSambaADForTest(t testing.TB) *SambaAD {
 	t.Helper()
-	a, err := StartSambaAD()
-	if err != nil {
-		if errors.Is(err, ErrNotInstalled) && !InCI() {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("Samba AD log:\n%s", a.Log())
-		}
-		if err := a.Close(); err != nil {
-			t.Errorf("closing Samba AD: %v", err)
-		}
-	})
-	return a
+	return forTest(t, StartSambaAD, func(a *SambaAD) string { return "Samba AD log:\n" + a.Log() })
 }
 
 func findSambaBins() (sambaBins, error) {

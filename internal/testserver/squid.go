@@ -400,11 +400,20 @@ func StartSquid(opts SquidOptions) (*Squid, error) {
 	service := "anyauth" + hex.EncodeToString(suffix)
 	env := append(serverEnv(), opts.Env...)
 
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
+	s, err := runSquid(bin, dir, service, env, ports, as)
+	ok = err == nil
+	return s, err
+}
+
+// runSquid writes squid.conf for ports (each on a free loopback port) and
+// starts Squid, again on new ports when one was taken meanwhile.
+func runSquid(bin, dir, service string, env []string, ports []squidPort, as *runAs) (*Squid, error) {
+	var s *Squid
+	err := retryOnTakenPort(func(attempt int) (bool, error) {
 		for i := range ports {
+			var err error
 			if ports[i].Port, err = freePort(); err != nil {
-				return nil, err
+				return false, err
 			}
 		}
 		var conf bytes.Buffer
@@ -412,23 +421,16 @@ func StartSquid(opts SquidOptions) (*Squid, error) {
 			"Dir": dir, "Ports": ports, "RunAs": as, "Hostname": service, "SyncHost": squidSyncHost,
 		})
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		confPath := filepath.Join(dir, "squid.conf")
 		if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
-			return nil, err
+			return false, err
 		}
-		s, err := startSquidOnce(bin, dir, confPath, service, env, ports, attempt)
-		if err == nil {
-			ok = true
-			return s, nil
-		}
-		lastErr = err
-		if s == nil || !strings.Contains(s.ErrorLog(), "Address already in use") {
-			return nil, err
-		}
-	}
-	return nil, lastErr
+		s, err = startSquidOnce(bin, dir, confPath, service, env, ports, attempt)
+		return s != nil && strings.Contains(s.ErrorLog(), "Address already in use"), err
+	})
+	return s, err
 }
 
 // squidPort is one http_port of squid.conf and the auth_param of its scheme.
@@ -558,23 +560,11 @@ func squidUser() (*runAs, error) {
 // skips the test, or fails it when InCI.
 func StartSquidForTest(t testing.TB, opts SquidOptions) *Squid {
 	t.Helper()
-	s, err := StartSquid(opts)
-	if err != nil {
-		if errors.Is(err, ErrNotInstalled) && !InCI() {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("squid error log:\n%s", s.ErrorLog())
-		}
-		if err := s.Close(); err != nil {
-			t.Errorf("closing squid: %v", err)
-		}
-	})
-	return s
+	return forTest(t, func() (*Squid, error) { return StartSquid(opts) }, squidErrorLog)
 }
+
+// squidErrorLog is what a failed test logs of a Squid.
+func squidErrorLog(s *Squid) string { return "squid error log:\n" + s.ErrorLog() }
 
 // HtpasswdAPR1Line returns an htpasswd line for user and password in
 // Apache's "$apr1$" MD5 format with a random salt, which Squid's

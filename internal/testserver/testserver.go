@@ -342,6 +342,15 @@ func InCI() bool { return os.Getenv("CI") == "true" }
 // when InCI.
 func StartForTest(t testing.TB, start func() (*Server, error)) *Server {
 	t.Helper()
+	return forTest(t, start, func(s *Server) string { return s.Name + " error log:\n" + s.ErrorLog() })
+}
+
+// forTest starts a server with start for t, closes it when the test
+// ends and, if the test failed, logs what log(server) returns. A server
+// that is not installed skips the test, or fails it when InCI. Every
+// StartXForTest is this.
+func forTest[S interface{ Close() error }](t testing.TB, start func() (S, error), log func(S) string) S {
+	t.Helper()
 	s, err := start()
 	if err != nil {
 		if errors.Is(err, ErrNotInstalled) && !InCI() {
@@ -351,10 +360,10 @@ func StartForTest(t testing.TB, start func() (*Server, error)) *Server {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("%s error log:\n%s", s.Name, s.ErrorLog())
+			t.Log(log(s))
 		}
 		if err := s.Close(); err != nil {
-			t.Errorf("closing %s: %v", s.Name, err)
+			t.Errorf("closing: %v", err)
 		}
 	})
 	return s
@@ -545,25 +554,38 @@ type launch struct {
 // start runs the server, retrying with another port if the chosen one was
 // taken meanwhile, and waits until it answers.
 func start(l launch) (*Server, error) {
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
+	var s *Server
+	err := retryOnTakenPort(func(attempt int) (bool, error) {
 		port, err := freePort()
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		if err := l.config(port); err != nil {
-			return nil, err
+			return false, err
 		}
-		s, err := startOnce(l, port, attempt)
-		if err == nil {
-			return s, nil
-		}
-		lastErr = err
-		if s == nil || !l.addrInUse(s.ErrorLog()) {
-			return nil, err
+		s, err = startOnce(l, port, attempt)
+		return s != nil && l.addrInUse(s.ErrorLog()), err
+	})
+	return s, err
+}
+
+// maxPortAttempts bounds how often a server is started again because
+// another process took its port between freePort and the server's bind.
+const maxPortAttempts = 5
+
+// retryOnTakenPort calls try(attempt) until it succeeds, fails for
+// another reason than a taken port (try reports taken), or
+// maxPortAttempts attempts were made; it returns try's last error. Every
+// starter chooses its ports inside try.
+func retryOnTakenPort(try func(attempt int) (taken bool, err error)) error {
+	var err error
+	for attempt := 0; attempt < maxPortAttempts; attempt++ {
+		var taken bool
+		if taken, err = try(attempt); err == nil || !taken {
+			return err
 		}
 	}
-	return nil, lastErr
+	return err
 }
 
 func startOnce(l launch, port, attempt int) (*Server, error) {
