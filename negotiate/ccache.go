@@ -42,14 +42,19 @@ func locateCCache(explicit, confPath string) ccacheLocation {
 	if typ, residual, ok := strings.Cut(name, ":"); ok && strings.EqualFold(typ, "KCM") {
 		return locateKCM(name, residual, from, confPath)
 	}
+	// KEYRING support: KEYRING:[anchor:]collection[:name] is read from the
+	// kernel keyring with keyctl (keyring_linux.go).
+	if typ, residual, ok := strings.Cut(name, ":"); ok && strings.EqualFold(typ, "KEYRING") {
+		return locateKeyring(name, residual, from)
+	}
 	return resolveCCache(name, from)
 }
 
 // resolveCCache turns a ccache name into the file that holds the current
 // cache. FILE: and plain paths name the file; DIR:dir names a collection
 // whose "primary" file names the current cache, DIR::path one cache of
-// it. Other types (KEYRING, KCM, MEMORY, API) are not files and gokrb5
-// cannot read them.
+// it. KCM and KEYRING caches are not files: locateKCM and locateKeyring
+// read them before this is reached. MEMORY and API cannot be read.
 func resolveCCache(name, from string) ccacheLocation {
 	l := ccacheLocation{name: name, from: from}
 	typ, residual, ok := strings.Cut(name, ":")

@@ -36,11 +36,13 @@ import (
 //  3. the credential cache kinit left: CCache, else KRB5CCNAME, else
 //     default_ccache_name of krb5.conf (include and includedir
 //     followed), else /tmp/krb5cc_<uid>. FILE: caches, plain paths, DIR:
-//     collections and KCM: (the KCM daemon of Fedora, RHEL and sssd
+//     collections, KCM: (the KCM daemon of Fedora, RHEL and sssd
 //     desktops, sssd-kcm or Heimdal's kcm, at kcm_socket of krb5.conf)
-//     are read; KEYRING: and the others are not. A KCM cache's principal
-//     and ticket-granting ticket are copied for gokrb5, which reads only
-//     files, into a file of mode 0600 in a private directory
+//     and, on Linux, KEYRING: (persistent, session, user, process and
+//     legacy names, read with keyctl) are read; MEMORY: and API: are not.
+//     A KCM or KEYRING cache's principal and ticket-granting ticket are
+//     copied for gokrb5, which reads only files, into a file of mode 0600
+//     in a private directory
 //     ($XDG_RUNTIME_DIR/anyauth-kcm, else $TMPDIR/anyauth-kcm-<uid>, mode
 //     0700), as a FILE: cache would hold them; no service ticket goes
 //     there.

@@ -167,9 +167,7 @@ func StartLighttpd() (*Server, error) {
 			}
 			return os.WriteFile(conf, []byte(b.String()), 0o644)
 		},
-		addrInUse: func(log string) bool {
-			return strings.Contains(log, "Address already in use")
-		},
+		addrInUse: bindFailed,
 	})
 	if err != nil {
 		return nil, err

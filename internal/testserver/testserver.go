@@ -29,6 +29,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -549,6 +550,23 @@ type launch struct {
 	config func(port int) error
 	// addrInUse reports whether the server's output says the port was taken.
 	addrInUse func(log string) bool
+}
+
+// bindFailed reports whether a server's output says its port was taken
+// (Apache's and lighttpd's wording).
+func bindFailed(log string) bool { return strings.Contains(log, "Address already in use") }
+
+// trusting returns l speaking TLS with a certificate from pki's CA, which
+// the readiness check and Server.TLSConfig trust; l itself when pki is
+// nil.
+func (l launch) trusting(pki *testPKI) launch {
+	if pki != nil {
+		pool := x509.NewCertPool()
+		pool.AddCert(pki.caCert)
+		l.tls = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		l.caCertPEM = pki.CACertPEM
+	}
+	return l
 }
 
 // start runs the server, retrying with another port if the chosen one was
