@@ -17,9 +17,9 @@ import (
 	"github.com/anyauth/anyauth/schemes"
 )
 
-// NTLM to Squid (ntlm_fake_auth, which checks the message flow and takes
-// any password, and whose challenge message is malformed): for plain-http
-// targets over connections the Transport owns, and inside CONNECT.
+// NTLM to Squid whose NTLM is checked by the Samba AD DC (ntlm_auth
+// through winbind): for plain-http targets over connections the Transport
+// owns, and inside CONNECT, as CORP\alice with her real password.
 
 func ntlmProxyTransport(t *testing.T, sq *testserver.Squid, tlsOrigin *testserver.Server) (*anyauth.Transport, *connCounter) {
 	proxy := sq.URL(testserver.SquidNTLM, nil)
@@ -31,7 +31,7 @@ func ntlmProxyTransport(t *testing.T, sq *testserver.Squid, tlsOrigin *testserve
 	tr := &anyauth.Transport{
 		Base:             base,
 		Schemes:          append(ntlm.Schemes(ntlm.Options{}), schemes.Digest{}, schemes.Basic{}),
-		ProxyCredentials: anyauth.ForOrigin(proxy.String(), testserver.NTLMDomain+`\`+testserver.User, testserver.Password),
+		ProxyCredentials: anyauth.ForOrigin(proxy.String(), testserver.ADDomain+`\`+testserver.ADUser, testserver.ADPassword),
 		Logger:           testLogger(t),
 	}
 	t.Cleanup(tr.CloseIdleConnections)
@@ -40,7 +40,8 @@ func ntlmProxyTransport(t *testing.T, sq *testserver.Squid, tlsOrigin *testserve
 }
 
 func TestSquidNTLMHTTPTarget(t *testing.T) {
-	sq, origin := realSquid(t), apache(t)
+	_, sq := adSquid(t)
+	origin := apache(t)
 	tr, cc := ntlmProxyTransport(t, sq, nil)
 	before, before407 := squidHits(sq, testserver.SquidNTLM, "GET")
 	const n = 4
@@ -66,7 +67,8 @@ func TestSquidNTLMHTTPTarget(t *testing.T) {
 // Squid, which stops reading a connection whose first request carried a
 // large body, authenticates the connection, and the body goes once.
 func TestSquidNTLMLargePost(t *testing.T) {
-	sq, origin := realSquid(t), apache(t)
+	_, sq := adSquid(t)
+	origin := apache(t)
 	payload := bytes.Repeat([]byte("0123456789abcdef"), 300<<10/16)
 	sum := sha256.Sum256(payload)
 	for _, kind := range []string{"GetBody", "stream"} {
@@ -96,7 +98,8 @@ func TestSquidNTLMLargePost(t *testing.T) {
 }
 
 func TestSquidNTLMConnect(t *testing.T) {
-	sq, origin := realSquid(t), apacheTLS(t)
+	_, sq := adSquid(t)
+	origin := apacheTLS(t)
 	tr, cc := ntlmProxyTransport(t, sq, origin)
 	before, before407 := squidHits(sq, testserver.SquidNTLM, "CONNECT")
 	const n = 3
