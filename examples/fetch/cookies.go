@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/publicsuffix"
 )
 
 // cookieJar is the run's cookie jar. net/http/cookiejar keeps the cookies
@@ -45,7 +47,7 @@ type keptCookie struct {
 }
 
 func newCookieJar() *cookieJar {
-	jar, _ := cookiejar.New(nil) // never fails without options
+	jar, _ := cookiejar.New(&cookiejar.Options{PublicSuffixList: publicsuffix.List}) // never fails
 	return &cookieJar{jar: jar, kept: map[cookieKey]*keptCookie{}}
 }
 
@@ -100,8 +102,8 @@ func (j *cookieJar) SetCookies(u *url.URL, cookies []*http.Cookie) {
 
 // cookieDomain returns the domain a cookie with the Domain attribute attr
 // set by host belongs to, and whether it is for host only. A Domain must
-// be host or a parent of it, and hold a dot: without a public suffix list,
-// "Domain=com" is refused at least.
+// be host or a parent of it, and not a public suffix ("com", "co.uk"), as
+// browsers and curl have it.
 func cookieDomain(host, attr string) (string, bool, bool) {
 	if attr == "" {
 		return host, true, true
@@ -114,6 +116,9 @@ func cookieDomain(host, attr string) (string, bool, bool) {
 		return d, net.ParseIP(host) != nil, true
 	case net.ParseIP(host) != nil, !strings.HasSuffix(host, "."+d), !strings.Contains(d, "."):
 		return "", false, false
+	}
+	if ps, icann := publicsuffix.PublicSuffix(d); ps == d && icann {
+		return "", false, false // a cookie for every site under co.uk
 	}
 	return d, false, true
 }

@@ -160,6 +160,8 @@ func TestCookieDomain(t *testing.T) {
 		{"127.0.0.1", "127.0.0.1", "127.0.0.1", true, true},
 		{"127.0.0.1", "0.0.1", "", false, false},
 		{"localhost", "localhost", "localhost", false, true},
+		{"shop.example.co.uk", "co.uk", "", false, false}, // a public suffix
+		{"shop.example.co.uk", "example.co.uk", "example.co.uk", false, true},
 	} {
 		d, hostOnly, ok := cookieDomain(c.host, c.attr)
 		if d != c.domain || hostOnly != c.hostOnly || ok != c.ok {
