@@ -255,23 +255,7 @@ func (k *Kerberos) source(ctx context.Context, a *anyauth.Attempt) (*source, err
 		newSrc = func() (*source, error) { return newPasswordSource(cfg, user, realm, k.Password), nil }
 	}
 	if key == "" && !k.IgnoreTransportCredentials && a != nil && a.Credentials != nil {
-		up, err := a.Credentials.Credentials(ctx, &a.Space)
-		switch {
-		case err == nil && up != nil && up.Username != "" && up.Password != "":
-			cached := cachedLogin(locateCCache(k.CCache, cfgPath))
-			user, realm, err := resolvePrincipal(up.Username, cfg, cached)
-			if err != nil {
-				return nil, err
-			}
-			if cached.valid && strings.EqualFold(cached.user, user) && cached.realm == realm {
-				// kinit already logged this user in: its ticket wins
-				// over a password login, as on a domain member.
-				break
-			}
-			pw := up.Password
-			key = "password\x00" + cfgPath + "\x00" + user + "@" + realm + "\x00" + k.passwordKey(pw)
-			newSrc = func() (*source, error) { return newPasswordSource(cfg, user, realm, pw), nil }
-		case err != nil && !errors.Is(err, anyauth.ErrNoCredentials):
+		if key, newSrc, err = k.transportLogin(ctx, a, cfg, cfgPath); err != nil {
 			return nil, err
 		}
 	}
@@ -303,6 +287,31 @@ func (k *Kerberos) source(ctx context.Context, a *anyauth.Attempt) (*source, err
 	}
 	k.sources[key] = s
 	return s, nil
+}
+
+// transportLogin returns the key and maker of a password source for the
+// user name and password of the Transport's provider, or "" when there
+// are none or when kinit already logged that user in (its ticket wins
+// over a password login, as on a domain member).
+func (k *Kerberos) transportLogin(ctx context.Context, a *anyauth.Attempt, cfg *config.Config, cfgPath string) (string, func() (*source, error), error) {
+	up, err := a.Credentials.Credentials(ctx, &a.Space)
+	switch {
+	case err != nil && !errors.Is(err, anyauth.ErrNoCredentials):
+		return "", nil, err
+	case err != nil || up == nil || up.Username == "" || up.Password == "":
+		return "", nil, nil
+	}
+	cached := cachedLogin(locateCCache(k.CCache, cfgPath))
+	user, realm, err := resolvePrincipal(up.Username, cfg, cached)
+	if err != nil {
+		return "", nil, err
+	}
+	if cached.valid && strings.EqualFold(cached.user, user) && cached.realm == realm {
+		return "", nil, nil
+	}
+	pw := up.Password
+	key := "password\x00" + cfgPath + "\x00" + user + "@" + realm + "\x00" + k.passwordKey(pw)
+	return key, func() (*source, error) { return newPasswordSource(cfg, user, realm, pw), nil }, nil
 }
 
 // passwordKey returns a keyed hash of a password, to tell password
