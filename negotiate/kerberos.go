@@ -251,6 +251,7 @@ func (k *Kerberos) source(ctx context.Context, a *anyauth.Attempt) (*source, err
 		if err != nil {
 			return nil, err
 		}
+		user, realm = enterpriseRealm(ctx, k.Principal, user, realm, k.Password, cfg, cachedTGT{})
 		key = "password\x00" + cfgPath + "\x00" + user + "@" + realm + "\x00" + k.passwordKey(k.Password)
 		newSrc = func() (*source, error) { return newPasswordSource(cfg, user, realm, k.Password), nil }
 	}
@@ -306,6 +307,7 @@ func (k *Kerberos) transportLogin(ctx context.Context, a *anyauth.Attempt, cfg *
 	if err != nil {
 		return "", nil, err
 	}
+	user, realm = enterpriseRealm(ctx, up.Username, user, realm, up.Password, cfg, cached)
 	if cached.valid && strings.EqualFold(cached.user, user) && cached.realm == realm {
 		return "", nil, nil
 	}
@@ -350,7 +352,7 @@ func resolvePrincipal(p string, cfg *config.Config, cached cachedTGT) (user, rea
 	case strings.Contains(p, `\`):
 		i := strings.Index(p, `\`)
 		user = p[i+1:]
-		realm = realmOfDomain(p[:i], user, cfg, cached)
+		realm, _ = realmOfDomain(p[:i], user, cfg, cached)
 	default:
 		user, realm = p, cfg.LibDefaults.DefaultRealm
 	}
@@ -364,35 +366,57 @@ func resolvePrincipal(p string, cfg *config.Config, cached cachedTGT) (user, rea
 }
 
 // realmOfDomain maps a Windows logon domain to a Kerberos realm (see
-// resolvePrincipal).
-func realmOfDomain(domain, user string, cfg *config.Config, cached cachedTGT) string {
+// resolvePrincipal). It reports false when no rule named the domain and
+// the realm is only default_realm's guess: then the KDC may be asked
+// (enterpriseRealm).
+func realmOfDomain(domain, user string, cfg *config.Config, cached cachedTGT) (string, bool) {
 	if strings.Contains(domain, ".") {
-		return strings.ToUpper(domain) // a DNS domain names its realm
+		return strings.ToUpper(domain), true // a DNS domain names its realm
 	}
 	named := func(realm string) bool {
 		first, _, _ := strings.Cut(realm, ".")
 		return realm != "" && strings.EqualFold(first, domain)
 	}
 	if cached.user != "" && strings.EqualFold(cached.user, user) && named(cached.realm) {
-		return cached.realm
+		return cached.realm, true
 	}
 	if named(cfg.LibDefaults.DefaultRealm) {
-		return cfg.LibDefaults.DefaultRealm
+		return cfg.LibDefaults.DefaultRealm, true
 	}
 	for _, r := range cfg.Realms {
 		if named(r.Realm) {
-			return r.Realm
+			return r.Realm, true
 		}
 	}
 	for _, r := range cfg.DomainRealm {
 		if named(r) {
-			return r
+			return r, true
 		}
 	}
 	if r := cfg.LibDefaults.DefaultRealm; r != "" {
-		return r
+		return r, false
 	}
-	return strings.ToUpper(domain)
+	return strings.ToUpper(domain), false
+}
+
+// enterpriseRealm returns user and realm as resolvePrincipal made them,
+// unless name is DOMAIN\user with a domain no rule of krb5.conf maps:
+// then it asks the KDC of the default realm who user@DOMAIN is, as an
+// enterprise name (canonicalPrincipal), and returns its answer. When the
+// KDC cannot say, the default realm's guess stands.
+func enterpriseRealm(ctx context.Context, name, user, realm, password string, cfg *config.Config, cached cachedTGT) (string, string) {
+	domain, _, ok := strings.Cut(name, `\`)
+	if !ok || strings.Contains(name, "@") {
+		return user, realm
+	}
+	if _, sure := realmOfDomain(domain, user, cfg, cached); sure || realm == "" {
+		return user, realm
+	}
+	cu, cr, err := canonicalPrincipal(ctx, cfg, realm, user+"@"+domain, password)
+	if err != nil || cu == "" || cr == "" {
+		return user, realm
+	}
+	return cu, cr
 }
 
 // knownRealm reports whether krb5.conf names realm.
