@@ -57,9 +57,7 @@ type KDC struct {
 	kinit     string
 	logFile   string // krb5kdc's log (also kdb5_util's and kadmin.local's)
 	stderrLog string
-	cmd       *exec.Cmd
-	exited    chan struct{}
-	waitErr   error
+	proc
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -114,7 +112,6 @@ func StartKDC() (*KDC, error) {
 		SPNs:       []string{KerberosSPN, KerberosSPNAddr},
 		kinit:      bins[3],
 		logFile:    filepath.Join(dir, "kdc.log"),
-		exited:     make(chan struct{}),
 	}
 	ok := false
 	defer func() {
@@ -163,7 +160,7 @@ func StartKDC() (*KDC, error) {
 			return false, err
 		}
 		if err := k.startOnce(krb5kdc, attempt); err != nil {
-			k.exited, k.cmd = make(chan struct{}), nil
+			k.forget()
 			return strings.Contains(err.Error(), "in use"), err
 		}
 		k.Addr = fmt.Sprintf("127.0.0.1:%d", port)
@@ -271,49 +268,30 @@ func (k *KDC) run(bin string, stdin []byte, args ...string) (string, error) {
 
 func (k *KDC) startOnce(bin string, attempt int) error {
 	k.stderrLog = filepath.Join(k.Dir, fmt.Sprintf("krb5kdc-stderr-%d.log", attempt))
-	out, err := os.OpenFile(k.stderrLog, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	defer out.Close()
 	logStart := int64(0)
 	if fi, err := os.Stat(k.logFile); err == nil {
 		logStart = fi.Size()
 	}
 	cmd := exec.Command(bin, "-n", "-r", k.Realm, "-P", filepath.Join(k.Dir, "krb5kdc.pid"))
 	cmd.Dir = k.Dir
-	cmd.Stdout = out
-	cmd.Stderr = out
 	cmd.Env = append(serverEnv(), k.Env()...)
-	cmd.SysProcAttr = sysProcAttr()
 	began := time.Now()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("testserver: starting krb5kdc: %w", err)
+	if err := k.start("krb5kdc", cmd, k.stderrLog); err != nil {
+		return err
 	}
-	k.cmd = cmd
-	exited := k.exited
-	go func() {
-		k.waitErr = cmd.Wait()
-		close(exited)
-	}()
 	// krb5kdc logs "commencing operation" once its sockets are bound.
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		select {
-		case <-exited:
-			return fmt.Errorf("testserver: krb5kdc exited: %v\n%s", k.waitErr, k.Log())
-		default:
-		}
+	err := k.ready(15*time.Second, func() error {
 		if data, err := os.ReadFile(k.logFile); err == nil && int64(len(data)) > logStart &&
 			bytes.Contains(data[logStart:], []byte("commencing operation")) {
-			k.Startup = time.Since(began)
 			return nil
 		}
-		if time.Now().After(deadline) {
-			_ = stopGroup(cmd.Process.Pid, exited)
-			return fmt.Errorf("testserver: krb5kdc did not come up within 15s\n%s", k.Log())
-		}
-		time.Sleep(5 * time.Millisecond)
+		return errNotReady
+	})
+	if err != nil {
+		return fmt.Errorf("testserver: krb5kdc: %w\n%s", err, k.Log())
 	}
+	k.Startup = time.Since(began)
+	return nil
 }
 
 // Kinit gets a TGT for the user with kinit (password on stdin, KRB5_CONFIG
@@ -400,8 +378,8 @@ func (k *KDC) Close() error {
 	}
 	k.closeOnce.Do(func() {
 		var errs []error
-		if k.cmd != nil && k.cmd.Process != nil {
-			errs = append(errs, stopGroup(k.cmd.Process.Pid, k.exited))
+		if k.cmd != nil {
+			errs = append(errs, k.stop())
 		}
 		if k.Dir != "" {
 			errs = append(errs, os.RemoveAll(k.Dir))

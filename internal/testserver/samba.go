@@ -105,9 +105,7 @@ type SambaAD struct {
 	stderrLog string
 	lockHeld  bool
 	ownWbDir  bool // winbindSocketDir is ours to remove
-	cmd       *exec.Cmd
-	exited    chan struct{}
-	waitErr   error
+	proc
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -172,7 +170,6 @@ func StartSambaAD() (*SambaAD, error) {
 		bins:     bins,
 		logFile:  filepath.Join(dir, "log", "samba.log"),
 		setupLog: filepath.Join(dir, "log", "setup.log"),
-		exited:   make(chan struct{}),
 	}
 	ok := false
 	defer func() {
@@ -234,7 +231,7 @@ func StartSambaAD() (*SambaAD, error) {
 			return false, err
 		}
 		if err := a.startOnce(attempt); err != nil {
-			a.exited, a.cmd = make(chan struct{}), nil
+			a.forget()
 			return strings.Contains(err.Error(), "ADDRESS_ALREADY_ASSOCIATED") || strings.Contains(err.Error(), "in use"), err
 		}
 		a.KDCAddr = fmt.Sprintf("127.0.0.1:%d", kdcPort)
@@ -593,66 +590,44 @@ func (a *SambaAD) writeConfigs(kdcPort, kpasswdPort int) error {
 
 func (a *SambaAD) startOnce(attempt int) error {
 	a.stderrLog = filepath.Join(a.Dir, "log", fmt.Sprintf("samba-stderr-%d.log", attempt))
-	out, err := os.OpenFile(a.stderrLog, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	defer out.Close()
 	logStart := int64(0)
 	if fi, err := os.Stat(a.logFile); err == nil {
 		logStart = fi.Size()
 	}
-	// --no-process-group: stay in the group sysProcAttr makes, so that
-	// stopGroup reaches winbindd too.
+	// --no-process-group: stay in the group proc.start makes, so that
+	// stopping it reaches winbindd too.
 	cmd := exec.Command(a.bins.samba, "--foreground", "--no-process-group", "--model=single", "-s", a.SmbConf)
 	cmd.Dir = a.Dir
-	cmd.Stdout = out
-	cmd.Stderr = out
 	cmd.Env = append(serverEnv(), a.Env()...)
-	cmd.SysProcAttr = sysProcAttr()
 	began := time.Now()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("testserver: starting samba: %w", err)
-	}
-	a.cmd = cmd
-	exited := a.exited
-	go func() {
-		a.waitErr = cmd.Wait()
-		close(exited)
-	}()
-	fail := func(format string, args ...any) error {
-		_ = stopGroup(cmd.Process.Pid, exited)
-		tail := ""
-		if data, err := os.ReadFile(a.logFile); err == nil && int64(len(data)) >= logStart {
-			tail = string(data[logStart:])
-		}
-		return fmt.Errorf("testserver: samba: "+format+"\n%s", append(args, tail)...)
+	if err := a.start("samba", cmd, a.stderrLog); err != nil {
+		return err
 	}
 	// Ready when kinit gets a TGT for alice and winbindd answers a ping
 	// (on the compiled-in socket, as its clients will).
 	cc := "FILE:" + filepath.Join(a.Dir, "ccache-ready")
-	var lastErr error
-	for deadline := time.Now().Add(sambaADTimeout); ; {
-		select {
-		case <-exited:
-			return fail("exited: %v", a.waitErr)
-		default:
-		}
-		if lastErr = a.kinit(false, cc, ADUser, ADPassword); lastErr == nil {
-			if out, err := a.command(false, nil, a.bins.wbinfo, "--ping"); err != nil {
-				lastErr = fmt.Errorf("wbinfo --ping: %v: %s", err, out)
-			} else {
-				break
+	err := a.ready(sambaADTimeout, func() error {
+		err := a.kinit(false, cc, ADUser, ADPassword)
+		if err == nil {
+			out, werr := a.command(false, nil, a.bins.wbinfo, "--ping")
+			if werr == nil {
+				return nil
 			}
+			err = fmt.Errorf("wbinfo --ping: %v: %s", werr, out)
 		}
-		if data, err := os.ReadFile(a.logFile); err == nil && int64(len(data)) > logStart &&
+		if data, rerr := os.ReadFile(a.logFile); rerr == nil && int64(len(data)) > logStart &&
 			bytes.Contains(data[logStart:], []byte("NT_STATUS_ADDRESS_ALREADY_ASSOCIATED")) {
-			return fail("port in use (NT_STATUS_ADDRESS_ALREADY_ASSOCIATED)")
+			return errors.New("port in use (NT_STATUS_ADDRESS_ALREADY_ASSOCIATED)")
 		}
-		if time.Now().After(deadline) {
-			return fail("not ready within %v: %v", sambaADTimeout, lastErr)
+		time.Sleep(45 * time.Millisecond) // kinit and wbinfo are processes: poll gently
+		return fmt.Errorf("%w: %v", errNotReady, err)
+	})
+	if err != nil {
+		tail := ""
+		if data, rerr := os.ReadFile(a.logFile); rerr == nil && int64(len(data)) >= logStart {
+			tail = string(data[logStart:])
 		}
-		time.Sleep(50 * time.Millisecond)
+		return fmt.Errorf("testserver: samba: %w\n%s", err, tail)
 	}
 	os.Remove(strings.TrimPrefix(cc, "FILE:"))
 	a.Startup = time.Since(began)
@@ -770,8 +745,8 @@ func (a *SambaAD) Close() error {
 	}
 	a.closeOnce.Do(func() {
 		var errs []error
-		if a.cmd != nil && a.cmd.Process != nil {
-			errs = append(errs, stopGroup(a.cmd.Process.Pid, a.exited))
+		if a.cmd != nil {
+			errs = append(errs, a.stop())
 		}
 		if a.ownWbDir {
 			errs = append(errs, os.RemoveAll(winbindSocketDir))

@@ -95,11 +95,9 @@ type Squid struct {
 	Dir     string        // temp dir with squid.conf, password files and logs
 	Startup time.Duration // from exec until every port answered
 
-	ports     map[string]string // port number -> name
-	hostname  string            // visible_hostname, unique to this instance
-	cmd       *exec.Cmd
-	exited    chan struct{}
-	waitErr   error
+	ports    map[string]string // port number -> name
+	hostname string            // visible_hostname, unique to this instance
+	proc
 	cacheLog  string
 	stderrLog string
 	accessLog string
@@ -233,8 +231,8 @@ func (s *Squid) Close() error {
 	}
 	s.closeOnce.Do(func() {
 		var errs []error
-		if s.cmd != nil && s.cmd.Process != nil {
-			errs = append(errs, stopGroup(s.cmd.Process.Pid, s.exited))
+		if s.cmd != nil {
+			errs = append(errs, s.stop())
 		}
 		errs = append(errs, s.removeSharedMemory())
 		if s.Dir != "" {
@@ -447,7 +445,6 @@ func startSquidOnce(bin, dir, conf, service string, env []string, ports []squidP
 	s := &Squid{
 		ports:     map[string]string{},
 		hostname:  service,
-		exited:    make(chan struct{}),
 		cacheLog:  filepath.Join(dir, "logs", "cache.log"),
 		stderrLog: filepath.Join(dir, fmt.Sprintf("stderr-%d.log", attempt)),
 		accessLog: filepath.Join(dir, "logs", "access.log"),
@@ -469,28 +466,14 @@ func startSquidOnce(bin, dir, conf, service string, env []string, ports []squidP
 			s.NegotiateURL = u
 		}
 	}
-	out, err := os.OpenFile(s.stderrLog, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	defer out.Close()
 	cmd := exec.Command(bin, "-N", "-n", service, "-f", conf)
 	cmd.Dir = dir
-	cmd.Stdout = out
-	cmd.Stderr = out
 	cmd.Env = env
-	cmd.SysProcAttr = sysProcAttr()
 	began := time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("testserver: starting squid: %w", err)
+	if err := s.start("squid", cmd, s.stderrLog); err != nil {
+		return nil, err
 	}
-	s.cmd = cmd
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.exited)
-	}()
 	if err := s.waitReady(15 * time.Second); err != nil {
-		_ = stopGroup(cmd.Process.Pid, s.exited)
 		_ = s.removeSharedMemory()
 		return s, fmt.Errorf("testserver: squid did not come up: %w\n%s", err, s.ErrorLog())
 	}
@@ -503,17 +486,11 @@ func startSquidOnce(bin, dir, conf, service string, env []string, ports []squidP
 // exits, a port could not be bound (Squid goes on without it), or timeout
 // passes.
 func (s *Squid) waitReady(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
 	pending := map[string]bool{}
 	for p := range s.ports {
 		pending[p] = true
 	}
-	for {
-		select {
-		case <-s.exited:
-			return fmt.Errorf("process exited: %v", s.waitErr)
-		default:
-		}
+	return s.ready(timeout, func() error {
 		if data, _ := os.ReadFile(s.cacheLog); bytes.Contains(data, []byte("Address already in use")) {
 			return errors.New("a port was taken")
 		}
@@ -526,11 +503,8 @@ func (s *Squid) waitReady(timeout time.Duration) error {
 		if len(pending) == 0 {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("%w: %v", errNotReady, err)
+	})
 }
 
 // squidUser is the account Squid switches to when started as root (its

@@ -152,9 +152,7 @@ type Server struct {
 
 	client *http.Client // for readiness and log sync requests
 
-	cmd       *exec.Cmd
-	exited    chan struct{} // closed when cmd.Wait returned
-	waitErr   error
+	proc
 	errorLog  string // server error log file
 	stderrLog string // stdout+stderr of the server process
 	accessLog string // access log file
@@ -173,8 +171,8 @@ func (s *Server) Close() error {
 	}
 	s.closeOnce.Do(func() {
 		var errs []error
-		if s.cmd != nil && s.cmd.Process != nil {
-			errs = append(errs, stopGroup(s.cmd.Process.Pid, s.exited))
+		if s.cmd != nil {
+			errs = append(errs, s.stop())
 		}
 		if s.Dir != "" {
 			errs = append(errs, os.RemoveAll(s.Dir))
@@ -624,31 +622,15 @@ func startOnce(l launch, port, attempt int) (*Server, error) {
 		errorLog:  l.errorLog,
 		stderrLog: filepath.Join(l.dir, "logs", fmt.Sprintf("stderr-%d.log", attempt)),
 		accessLog: l.accessLog,
-		exited:    make(chan struct{}),
 	}
-	out, err := os.OpenFile(s.stderrLog, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	defer out.Close()
 	cmd := exec.Command(l.argv[0], l.argv[1:]...)
 	cmd.Dir = l.dir
-	cmd.Stdin = nil
-	cmd.Stdout = out
-	cmd.Stderr = out
 	cmd.Env = serverEnv()
-	cmd.SysProcAttr = sysProcAttr()
 	began := time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("testserver: starting %s: %w", l.name, err)
+	if err := s.start(l.name, cmd, s.stderrLog); err != nil {
+		return nil, err
 	}
-	s.cmd = cmd
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.exited)
-	}()
 	if err := s.waitReady(l.dir+"\n", 15*time.Second); err != nil {
-		_ = stopGroup(cmd.Process.Pid, s.exited)
 		return s, fmt.Errorf("testserver: %s did not come up: %w\n%s", l.name, err, s.ErrorLog())
 	}
 	s.Startup = time.Since(began)
@@ -669,26 +651,17 @@ func serverEnv() []string {
 // waitReady polls readyPath until it answers 200 with want, the process
 // exits, or timeout passes.
 func (s *Server) waitReady(want string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
 	c := &http.Client{Transport: s.client.Transport, Timeout: time.Second}
-	for {
-		select {
-		case <-s.exited:
-			return fmt.Errorf("process exited: %v", s.waitErr)
-		default:
-		}
+	return s.ready(timeout, func() error {
 		resp, err := c.Get(s.URL + readyPath)
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && string(body) == want {
-				return nil
-			}
-			err = fmt.Errorf("GET %s: %s %q (another server on the port?)", readyPath, resp.Status, body)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errNotReady, err)
 		}
-		if time.Now().After(deadline) {
-			return err
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && string(body) == want {
+			return nil
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("%w: GET %s: %s %q (another server on the port?)", errNotReady, readyPath, resp.Status, body)
+	})
 }
