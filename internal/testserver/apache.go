@@ -60,15 +60,11 @@ func startApache(useTLS bool) (*Server, error) {
 			return nil, fmt.Errorf("%w: %v", ErrNotInstalled, err)
 		}
 	}
-	as, err := dropPrivileges()
-	if err != nil {
-		return nil, err
-	}
 	name := "apache"
 	if useTLS {
 		name = "apache-tls"
 	}
-	dir, err := makeDir(name, as)
+	dir, as, err := serverDir(name, dropPrivileges)
 	if err != nil {
 		return nil, err
 	}

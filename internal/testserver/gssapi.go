@@ -144,11 +144,7 @@ func startGSSAPIServer(name string, locations []Location, extra map[string]strin
 			return nil, fmt.Errorf("%w: %v", ErrNotInstalled, err)
 		}
 	}
-	as, err := dropPrivileges()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := makeDir(name, as)
+	dir, as, err := serverDir(name, dropPrivileges)
 	if err != nil {
 		return nil, err
 	}

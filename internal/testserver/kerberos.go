@@ -91,11 +91,7 @@ func StartKDC() (*KDC, error) {
 
 	// Apache workers (www-data when we are root) read the keytab and
 	// krb5.conf from this dir.
-	as, err := dropPrivileges()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := makeDir("kdc", as)
+	dir, _, err := serverDir("kdc", dropPrivileges)
 	if err != nil {
 		return nil, err
 	}

@@ -91,11 +91,7 @@ func StartLighttpd() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	as, err := dropPrivileges()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := makeDir("lighttpd", as)
+	dir, as, err := serverDir("lighttpd", dropPrivileges)
 	if err != nil {
 		return nil, err
 	}

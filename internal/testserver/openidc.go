@@ -83,11 +83,7 @@ func StartOpenIDC() (*Server, error) {
 			return nil, fmt.Errorf("%w: %v", ErrNotInstalled, err)
 		}
 	}
-	as, err := dropPrivileges()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := makeDir("openidc", as)
+	dir, as, err := serverDir("openidc", dropPrivileges)
 	if err != nil {
 		return nil, err
 	}

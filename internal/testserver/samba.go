@@ -145,11 +145,7 @@ func StartSambaAD() (*SambaAD, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("%w: the Samba AD DC must be started as root", ErrNotInstalled)
 	}
-	as, err := dropPrivileges()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := makeDir("samba-ad", as)
+	dir, as, err := serverDir("samba-ad", dropPrivileges)
 	if err != nil {
 		return nil, err
 	}

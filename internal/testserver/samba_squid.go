@@ -68,11 +68,7 @@ func StartADSquid(ad *SambaAD) (*Squid, error) {
 			return nil, fmt.Errorf("%w: %v", ErrNotInstalled, err)
 		}
 	}
-	as, err := adSquidUser()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := makeDir("squid-ad", as)
+	dir, as, err := serverDir("squid-ad", adSquidUser)
 	if err != nil {
 		return nil, err
 	}

@@ -352,11 +352,7 @@ func StartSquid(opts SquidOptions) (*Squid, error) {
 			}
 		}
 	}
-	as, err := squidUser()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := makeDir("squid", as)
+	dir, as, err := serverDir("squid", squidUser)
 	if err != nil {
 		return nil, err
 	}

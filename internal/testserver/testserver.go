@@ -431,6 +431,17 @@ func dropPrivileges() (*runAs, error) {
 	return nil, errors.New("testserver: running as root but neither www-data nor nobody exists")
 }
 
+// serverDir makes the temp dir of a server named name, owned by the
+// account account() says it runs as (nil: the current one).
+func serverDir(name string, account func() (*runAs, error)) (string, *runAs, error) {
+	as, err := account()
+	if err != nil {
+		return "", nil, err
+	}
+	dir, err := makeDir(name, as)
+	return dir, as, err
+}
+
 // makeDir creates the server's temp dir. When running as root the server's
 // workers run as another user, so the dir and its ancestors must be
 // traversable by everyone; if os.TempDir() is not, /tmp is used.
