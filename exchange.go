@@ -129,11 +129,11 @@ func (x *exchange) run() (*http.Response, error) {
 			return nil, err
 		}
 		s, err := x.challenged(resp)
-		if err != nil || s == nil {
-			if err != nil {
-				drainAndClose(resp)
-				return nil, err
-			}
+		if err != nil {
+			drainAndClose(resp)
+			return nil, err
+		}
+		if s == nil {
 			return x.finish(resp)
 		}
 		if s.disabled {
