@@ -112,6 +112,32 @@ type Bearer struct {
 	// so that every refusal may cause a fetch.
 	MinRefreshInterval time.Duration
 
+	// Store, if set, shares tokens with the other Bearers (in this
+	// process or others) that use the same store and StoreKey, so that
+	// a fleet fetches one token per expiry instead of one per process
+	// (see TokenStore). Requests still take the token this Bearer holds
+	// without touching the store; it is read only when this Bearer has no
+	// valid token or its token was refused. A refused token is deleted
+	// from the store only if it is still the one stored. When the store
+	// fails, the Bearer fetches on its own (logged at Warn once per
+	// outage, at Info when it is back); no request fails because of it.
+	// nil keeps tokens in this Bearer only.
+	Store TokenStore
+
+	// StoreKey names the token source in Store: Bearers with the same
+	// StoreKey share their tokens, so it must differ between clients,
+	// scopes and authorization servers. Give
+	// schemes.StoreKey(tokenURL, clientID, scopes...), a SHA-256 hex that
+	// the store gets as it is; any other string is hashed into one
+	// (StoreKey(name, "")) first. It must be set when Store is.
+	StoreKey string
+
+	// StoreLease is how long the process fetching a token holds the
+	// store's lease on it: others wait for its token that long at most,
+	// then fetch themselves, so it bounds the wait when a fetcher dies.
+	// Zero means FetchTimeout.
+	StoreLease time.Duration
+
 	cache tokenCache
 }
 
@@ -186,6 +212,9 @@ func (*Bearer) Scope(*anyauth.Challenge, *url.URL) []string { return []string{"/
 func (b *Bearer) Begin(ctx context.Context, _ *anyauth.Challenge, a *anyauth.Attempt) (anyauth.Session, error) {
 	if len(b.Origins) == 0 {
 		return nil, errors.New("bearer: Bearer.Origins is empty, so the token goes nowhere; list the origins it may be sent to (NewBearer(fetch, \"https://api.example.com\"))")
+	}
+	if b.Store != nil && b.StoreKey == "" {
+		return nil, errors.New("bearer: Bearer.Store is set but Bearer.StoreKey is empty; name the token source (schemes.StoreKey(tokenURL, clientID, scopes...)) so that only Bearers of the same client share tokens")
 	}
 	if !b.Origins.Allows(&a.Space) {
 		return nil, fmt.Errorf("bearer: %w: %s is not among the Bearer's origins", anyauth.ErrNoCredentials, a.Space.Origin())

@@ -56,6 +56,12 @@ type tokenCache struct {
 	// a 429 or 503 with Retry-After; throttled is that response's error.
 	notBefore time.Time
 	throttled error
+	// storeDown is set while Bearer.Store fails, so that an outage is
+	// logged once.
+	storeDown atomic.Bool
+	// storeRetryAt (UnixNano) is when a failed store is tried again:
+	// until then, fetches skip it.
+	storeRetryAt atomic.Int64
 }
 
 // heldToken is a token with what the cache knows of it.
@@ -127,7 +133,11 @@ func (b *Bearer) current(ctx context.Context, refused *heldToken, log *slog.Logg
 			case c.held != nil:
 				why = "the token expires"
 			}
-			go b.fetch(context.WithoutCancel(ctx), f, why, refused != nil, log)
+			refusedToken := ""
+			if refused != nil {
+				refusedToken = refused.token.AccessToken
+			}
+			go b.fetch(context.WithoutCancel(ctx), f, why, refusedToken, log)
 		}
 		f.waiters++
 		c.mu.Unlock()
@@ -160,16 +170,42 @@ func (b *Bearer) holdBack(h *heldToken) time.Duration {
 	return max(interval-time.Since(h.at), 0)
 }
 
-// fetch gets a token for f and publishes the result: it waits out the
-// token endpoint's Retry-After and calls Fetch again, up to fetchAttempts
-// calls, as long as a request still waits.
-func (b *Bearer) fetch(ctx context.Context, f *tokenFetch, why string, afterRefusal bool, log *slog.Logger) {
+// fetch gets a token for f and publishes the result: from Bearer.Store,
+// when there is one (see fetchShared), else from fetchSource. refused is
+// the access token a server refused, "" for none.
+func (b *Bearer) fetch(ctx context.Context, f *tokenFetch, why string, refused string, log *slog.Logger) {
 	c := &b.cache
 	var (
 		t     *oauth2.Token
 		err   error
 		timed bool
 	)
+	if b.Store != nil {
+		t, err, timed = b.fetchShared(ctx, f, why, refused, log)
+	} else {
+		t, err, timed = b.fetchSource(ctx, f, why, log)
+	}
+	var h *heldToken
+	if err == nil {
+		h = &heldToken{token: t, at: time.Now(), afterRefusal: refused != ""}
+	}
+	c.mu.Lock()
+	if err == nil {
+		c.held = h
+	}
+	if c.flight == f {
+		c.flight = nil
+	}
+	f.held, f.err, f.timed = h, err, timed
+	c.mu.Unlock()
+	close(f.done)
+}
+
+// fetchSource gets a token from Fetch for f: it waits out the token
+// endpoint's Retry-After and calls Fetch again, up to fetchAttempts
+// calls, as long as a request still waits.
+func (b *Bearer) fetchSource(ctx context.Context, f *tokenFetch, why string, log *slog.Logger) (t *oauth2.Token, err error, timed bool) {
+	c := &b.cache
 	for attempt := 1; ; attempt++ {
 		c.mu.Lock()
 		wait, throttled := time.Until(c.notBefore), c.throttled
@@ -198,20 +234,7 @@ func (b *Bearer) fetch(ctx context.Context, f *tokenFetch, why string, afterRefu
 			break
 		}
 	}
-	var h *heldToken
-	if err == nil {
-		h = &heldToken{token: t, at: time.Now(), afterRefusal: afterRefusal}
-	}
-	c.mu.Lock()
-	if err == nil {
-		c.held = h
-	}
-	if c.flight == f {
-		c.flight = nil
-	}
-	f.held, f.err, f.timed = h, err, timed
-	c.mu.Unlock()
-	close(f.done)
+	return t, err, timed
 }
 
 // fetchOnce calls Fetch once, bounded by FetchTimeout, and checks what it
