@@ -19,8 +19,8 @@ import (
 // tokens, on the origins it is given only.
 //
 // A Bearer holds one current token, shared by every protection space and
-// every request. It fetches a token when it has none, when the one it has
-// is within ExpiryDelta of its Expiry, and when a server refuses the token
+// every request. It fetches a token when it has none, ahead of its
+// expiry (see ExpiryDelta), and when a server refuses the token
 // a request sent with error="invalid_token". Fetches are single-flight:
 // 32 requests refused together cause one fetch, and a request refused
 // with a token that another request has already replaced just uses the
@@ -86,8 +86,15 @@ type Bearer struct {
 	// may wait for the same fetch; its deadline is FetchTimeout away.
 	Fetch func(ctx context.Context) (*oauth2.Token, error)
 
-	// ExpiryDelta is how long before its Expiry a token is fetched anew.
-	// Zero means DefaultExpiryDelta.
+	// ExpiryDelta is how long before its Expiry a token is no longer
+	// sent: a request then waits for a new one. Zero means
+	// DefaultExpiryDelta, but no more than a tenth of the token's
+	// lifetime (expires_in), so that a 20 s token is used for 18 s.
+	//
+	// Before that, within a fifth of its lifetime (at most five minutes)
+	// of its Expiry, the token is refreshed ahead: one fetch starts in the
+	// background while requests go on with the token held, so that they
+	// seldom wait for a fetch at all.
 	ExpiryDelta time.Duration
 
 	// Preemptive sends the token to Origins from the first request,
@@ -112,30 +119,42 @@ type Bearer struct {
 	// so that every refusal may cause a fetch.
 	MinRefreshInterval time.Duration
 
+	// Renew, used instead of Fetch, returns a new token given the last
+	// one (nil when there is none yet), for grants whose refresh token
+	// changes: NewRefreshBearer redeems last's refresh token with it. With
+	// a Store, last is the token the fleet stored, so that the refresh
+	// token that another process rotated is the one redeemed, by one
+	// process at a time. A new token that comes without a refresh token
+	// keeps last's. When both are set, Renew is used.
+	Renew func(ctx context.Context, last *oauth2.Token) (*oauth2.Token, error)
+
 	// Store, if set, shares tokens with the other Bearers (in this
 	// process or others) that use the same store and StoreKey, so that
 	// a fleet fetches one token per expiry instead of one per process
 	// (see TokenStore). Requests still take the token this Bearer holds
 	// without touching the store; it is read only when this Bearer has no
-	// valid token or its token was refused. A refused token is deleted
-	// from the store only if it is still the one stored. When the store
-	// fails, the Bearer fetches on its own (logged at Warn once per
-	// outage, at Info when it is back); no request fails because of it.
-	// nil keeps tokens in this Bearer only.
+	// valid token, when its token comes near its expiry, or when its token
+	// was refused. A refused token is invalidated in the store only if it
+	// is still the one stored. When the store fails, the Bearer fetches on
+	// its own (logged at Warn once per outage, at Info when it is back),
+	// so no request fails because of it; a refresh-token Bearer then
+	// refreshes only once its token has expired. nil keeps tokens in this
+	// Bearer only.
 	Store TokenStore
 
-	// StoreKey names the token source in Store: Bearers with the same
-	// StoreKey share their tokens, so it must differ between clients,
-	// scopes and authorization servers. Give
-	// schemes.StoreKey(tokenURL, clientID, scopes...), a SHA-256 hex that
-	// the store gets as it is; any other string is hashed into one
-	// (StoreKey(name, "")) first. It must be set when Store is.
-	StoreKey string
+	// StoreKey names what the tokens are for: Bearers with equal keys
+	// share their tokens through Store, so it names the token endpoint,
+	// the client and its secret, the scopes, the audience and, for a
+	// user's grant, the user. Only its SHA-256 reaches the store. It must
+	// be set when Store is; NewClientCredentialsBearer and
+	// NewRefreshBearer set it.
+	StoreKey TokenKey
 
 	// StoreLease is how long the process fetching a token holds the
 	// store's lease on it: others wait for its token that long at most,
 	// then fetch themselves, so it bounds the wait when a fetcher dies.
-	// Zero means FetchTimeout.
+	// It is never less than FetchTimeout plus 2 s, which is also its
+	// default.
 	StoreLease time.Duration
 
 	cache tokenCache
@@ -165,11 +184,15 @@ func NewBearerFromSource(src oauth2.TokenSource, origins ...string) *Bearer {
 	return NewBearer(func(context.Context) (*oauth2.Token, error) { return src.Token() }, origins...)
 }
 
-func (b *Bearer) source(ctx context.Context) (*oauth2.Token, error) {
-	if b.Fetch == nil {
-		return nil, fmt.Errorf("bearer: %w: Bearer.Fetch is nil", anyauth.ErrNoCredentials)
+// source calls Renew with last, or else Fetch.
+func (b *Bearer) source(ctx context.Context, last *oauth2.Token) (*oauth2.Token, error) {
+	switch {
+	case b.Renew != nil:
+		return b.Renew(ctx, last)
+	case b.Fetch != nil:
+		return b.Fetch(ctx)
 	}
-	return b.Fetch(ctx)
+	return nil, fmt.Errorf("bearer: %w: Bearer.Fetch and Bearer.Renew are nil", anyauth.ErrNoCredentials)
 }
 
 // Volunteers reports whether requests to u's origin carry the token from
@@ -213,8 +236,8 @@ func (b *Bearer) Begin(ctx context.Context, _ *anyauth.Challenge, a *anyauth.Att
 	if len(b.Origins) == 0 {
 		return nil, errors.New("bearer: Bearer.Origins is empty, so the token goes nowhere; list the origins it may be sent to (NewBearer(fetch, \"https://api.example.com\"))")
 	}
-	if b.Store != nil && b.StoreKey == "" {
-		return nil, errors.New("bearer: Bearer.Store is set but Bearer.StoreKey is empty; name the token source (schemes.StoreKey(tokenURL, clientID, scopes...)) so that only Bearers of the same client share tokens")
+	if err := b.checkStore(); err != nil {
+		return nil, err
 	}
 	if !b.Origins.Allows(&a.Space) {
 		return nil, fmt.Errorf("bearer: %w: %s is not among the Bearer's origins", anyauth.ErrNoCredentials, a.Space.Origin())

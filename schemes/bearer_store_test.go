@@ -16,20 +16,15 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// memStore is an in-memory schemes.TokenStore that counts its calls and
-// can be made to fail.
+// memStore is a schemes.MemoryTokenStore that counts its calls and can
+// be made to fail.
 type memStore struct {
-	mu      sync.Mutex
-	tokens  map[string]*oauth2.Token
-	leases  map[string]time.Time
-	changed chan struct{}
-	calls   atomic.Int64
-	down    atomic.Bool
+	schemes.MemoryTokenStore
+	calls atomic.Int64
+	down  atomic.Bool
 }
 
-func newMemStore() *memStore {
-	return &memStore{tokens: map[string]*oauth2.Token{}, leases: map[string]time.Time{}, changed: make(chan struct{})}
-}
+func newMemStore() *memStore { return &memStore{} }
 
 var errStoreDown = errors.New("memstore: down")
 
@@ -41,77 +36,39 @@ func (s *memStore) op() error {
 	return nil
 }
 
-func (s *memStore) wake() { close(s.changed); s.changed = make(chan struct{}) }
-
-func (s *memStore) Get(_ context.Context, key string) (*oauth2.Token, error) {
+func (s *memStore) Get(ctx context.Context, key string) (*oauth2.Token, error) {
 	if err := s.op(); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.tokens[key], nil
+	return s.MemoryTokenStore.Get(ctx, key)
 }
 
-func (s *memStore) Put(_ context.Context, key string, t *oauth2.Token) error {
+func (s *memStore) Put(ctx context.Context, key string, t *oauth2.Token) error {
 	if err := s.op(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tokens[key] = t
-	s.wake()
-	return nil
+	return s.MemoryTokenStore.Put(ctx, key, t)
 }
 
-func (s *memStore) Lease(_ context.Context, key string, ttl time.Duration) (func(context.Context) error, error) {
+func (s *memStore) Lease(ctx context.Context, key string, ttl time.Duration) (func(context.Context) error, error) {
 	if err := s.op(); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if time.Now().Before(s.leases[key]) {
-		return nil, schemes.ErrLeaseHeld
-	}
-	until := time.Now().Add(ttl)
-	s.leases[key] = until
-	return func(context.Context) error {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.leases[key] == until {
-			delete(s.leases, key)
-			s.wake()
-		}
-		return nil
-	}, nil
+	return s.MemoryTokenStore.Lease(ctx, key, ttl)
 }
 
 func (s *memStore) Wait(ctx context.Context, key string) error {
 	if err := s.op(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	ch := s.changed
-	s.mu.Unlock()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return s.MemoryTokenStore.Wait(ctx, key)
 }
 
-func (s *memStore) CompareAndDelete(_ context.Context, key, access string) (bool, error) {
+func (s *memStore) Invalidate(ctx context.Context, key, access string) (bool, error) {
 	if err := s.op(); err != nil {
 		return false, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if t := s.tokens[key]; t != nil && t.AccessToken == access {
-		delete(s.tokens, key)
-		s.wake()
-		return true, nil
-	}
-	return false, nil
+	return s.MemoryTokenStore.Invalidate(ctx, key, access)
 }
 
 // levelCounter counts records per level.
@@ -148,7 +105,7 @@ func TestBearerStoreSharesAndStaysLocal(t *testing.T) {
 	var trs []*anyauth.Transport
 	for i := 0; i < 2; i++ {
 		b := schemes.NewBearer(as.config().Token, rs.URL)
-		b.Store, b.StoreKey = store, schemes.StoreKey(as.URL, "client")
+		b.Store, b.StoreKey = store, schemes.TokenKey{TokenURL: as.URL, ClientID: "client"}
 		trs = append(trs, bearerTransport(b))
 	}
 	for _, tr := range trs {
@@ -178,7 +135,7 @@ func TestBearerStoreDown(t *testing.T) {
 	store.down.Store(true)
 	logs := &levelCounter{}
 	b := schemes.NewBearer(as.config().Token, rs.URL)
-	b.Store, b.StoreKey = store, "any name"
+	b.Store, b.StoreKey = store, schemes.TokenKey{TokenURL: "any name"}
 	tr := bearerTransport(b)
 	tr.Logger = slog.New(logs)
 	for i := 0; i < 5; i++ {

@@ -222,8 +222,10 @@ func TestBearerConcurrentRefreshIsSingleFlight(t *testing.T) {
 
 func TestBearerExpiringTokenIsFetchedBeforeUse(t *testing.T) {
 	as, rs := newAuthServer(t), newResourceServer(t)
-	as.expiresIn = 5 // inside DefaultExpiryDelta: stale at once
-	tr := bearerTransport(schemes.NewBearer(as.config().Token, rs.URL))
+	as.expiresIn = 5 // inside ExpiryDelta: stale at once
+	b := schemes.NewBearer(as.config().Token, rs.URL)
+	b.ExpiryDelta = schemes.DefaultExpiryDelta
+	tr := bearerTransport(b)
 	do(t, tr, "GET", rs.URL+"/x", nil)
 	do(t, tr, "GET", rs.URL+"/x", nil)
 	// The first request is challenged and fetches a token; the second

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -62,6 +63,12 @@ type tokenCache struct {
 	// storeRetryAt (UnixNano) is when a failed store is tried again:
 	// until then, fetches skip it.
 	storeRetryAt atomic.Int64
+	// keySum is Bearer.StoreKey's Sum, computed once.
+	keyOnce sync.Once
+	keySum  string
+	// aheadAt is when the next refresh ahead of expiry may start, after
+	// one that did not bring a new token.
+	aheadAt time.Time
 }
 
 // heldToken is a token with what the cache knows of it.
@@ -110,15 +117,21 @@ func (b *Bearer) current(ctx context.Context, refused *heldToken, log *slog.Logg
 	c := &b.cache
 	for mayRetry := true; ; mayRetry = false {
 		c.mu.Lock()
-		if h := c.held; h != nil && b.fresh(h.token) {
-			if refused == nil || h.token.AccessToken != refused.token.AccessToken {
-				c.mu.Unlock()
-				return h, nil
-			}
-			if wait := b.holdBack(h); wait > 0 {
-				c.mu.Unlock()
-				log.Debug("anyauth: bearer token not retried", "why", "a token fetched after a refusal was refused too", "next_refresh_in", wait.Round(time.Millisecond))
-				return refused, nil
+		if h := c.held; h != nil {
+			now := time.Now()
+			if b.freshAt(h.token, now) {
+				if refused == nil || h.token.AccessToken != refused.token.AccessToken {
+					if c.flight == nil && b.dueAt(h.token, now) && now.After(c.aheadAt) {
+						b.refreshAhead(ctx, now, log)
+					}
+					c.mu.Unlock()
+					return h, nil
+				}
+				if wait := b.holdBack(h); wait > 0 {
+					c.mu.Unlock()
+					log.Debug("anyauth: bearer token not retried", "why", "a token fetched after a refusal was refused too", "next_refresh_in", wait.Round(time.Millisecond))
+					return refused, nil
+				}
 			}
 		}
 		f := c.flight
@@ -137,7 +150,7 @@ func (b *Bearer) current(ctx context.Context, refused *heldToken, log *slog.Logg
 			if refused != nil {
 				refusedToken = refused.token.AccessToken
 			}
-			go b.fetch(context.WithoutCancel(ctx), f, why, refusedToken, log)
+			go b.fetch(context.WithoutCancel(ctx), f, why, refusedToken, false, c.lastToken(), log)
 		}
 		f.waiters++
 		c.mu.Unlock()
@@ -156,6 +169,31 @@ func (b *Bearer) current(ctx context.Context, refused *heldToken, log *slog.Logg
 	}
 }
 
+// refreshAhead starts a fetch that no request waits for, because the
+// token held is still valid but near its expiry (see dueAt): requests go
+// on with the held token meanwhile. Until aheadBackoff has passed, no
+// other starts. c.mu is held.
+func (b *Bearer) refreshAhead(ctx context.Context, now time.Time, log *slog.Logger) {
+	c := &b.cache
+	c.aheadAt = now.Add(aheadBackoff)
+	f := &tokenFetch{done: make(chan struct{})}
+	c.flight = f
+	go b.fetch(context.WithoutCancel(ctx), f, "the token expires soon (refreshing ahead)", "", true, c.lastToken(), log)
+}
+
+// aheadBackoff is how long after a refresh ahead of expiry the next may
+// start, when that one brought no new token (the endpoint failed, or
+// another process holds the store's lease and has not stored one yet).
+const aheadBackoff = time.Second
+
+// lastToken is the token held, for a Renew to redeem. c.mu is held.
+func (c *tokenCache) lastToken() *oauth2.Token {
+	if c.held == nil {
+		return nil
+	}
+	return c.held.token
+}
+
 // holdBack returns how long a refusal of h must wait before it may cause
 // a fetch: zero unless h was itself fetched after a refusal, has not been
 // accepted since, and is younger than MinRefreshInterval.
@@ -172,8 +210,10 @@ func (b *Bearer) holdBack(h *heldToken) time.Duration {
 
 // fetch gets a token for f and publishes the result: from Bearer.Store,
 // when there is one (see fetchShared), else from fetchSource. refused is
-// the access token a server refused, "" for none.
-func (b *Bearer) fetch(ctx context.Context, f *tokenFetch, why string, refused string, log *slog.Logger) {
+// the access token a server refused, "" for none; ahead reports a
+// refresh ahead of expiry, that no request waits for; last is the token
+// held, for Renew.
+func (b *Bearer) fetch(ctx context.Context, f *tokenFetch, why, refused string, ahead bool, last *oauth2.Token, log *slog.Logger) {
 	c := &b.cache
 	var (
 		t     *oauth2.Token
@@ -181,9 +221,9 @@ func (b *Bearer) fetch(ctx context.Context, f *tokenFetch, why string, refused s
 		timed bool
 	)
 	if b.Store != nil {
-		t, err, timed = b.fetchShared(ctx, f, why, refused, log)
+		t, err, timed = b.fetchShared(ctx, f, why, refused, ahead, last, log)
 	} else {
-		t, err, timed = b.fetchSource(ctx, f, why, log)
+		t, err, timed = b.fetchSource(ctx, f, why, last, log)
 	}
 	var h *heldToken
 	if err == nil {
@@ -201,10 +241,10 @@ func (b *Bearer) fetch(ctx context.Context, f *tokenFetch, why string, refused s
 	close(f.done)
 }
 
-// fetchSource gets a token from Fetch for f: it waits out the token
+// fetchSource gets a token from Fetch (or Renew) for f: it waits out the token
 // endpoint's Retry-After and calls Fetch again, up to fetchAttempts
 // calls, as long as a request still waits.
-func (b *Bearer) fetchSource(ctx context.Context, f *tokenFetch, why string, log *slog.Logger) (t *oauth2.Token, err error, timed bool) {
+func (b *Bearer) fetchSource(ctx context.Context, f *tokenFetch, why string, last *oauth2.Token, log *slog.Logger) (t *oauth2.Token, err error, timed bool) {
 	c := &b.cache
 	for attempt := 1; ; attempt++ {
 		c.mu.Lock()
@@ -222,7 +262,7 @@ func (b *Bearer) fetchSource(ctx context.Context, f *tokenFetch, why string, log
 				break
 			}
 		}
-		t, err, timed = b.fetchOnce(ctx, why, attempt, log)
+		t, err, timed = b.fetchOnce(ctx, why, attempt, last, log)
 		delay, ok := retryAfter(err)
 		if !ok {
 			break
@@ -241,11 +281,8 @@ func (b *Bearer) fetchSource(ctx context.Context, f *tokenFetch, why string, log
 // returns. timed reports that the bound was reached. When Fetch ignores
 // its context and overruns the bound, its call is abandoned: whatever it
 // returns later is dropped.
-func (b *Bearer) fetchOnce(ctx context.Context, why string, attempt int, log *slog.Logger) (t *oauth2.Token, err error, timed bool) {
-	timeout := b.FetchTimeout
-	if timeout <= 0 {
-		timeout = DefaultFetchTimeout
-	}
+func (b *Bearer) fetchOnce(ctx context.Context, why string, attempt int, last *oauth2.Token, log *slog.Logger) (t *oauth2.Token, err error, timed bool) {
+	timeout := b.fetchTimeout()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	type result struct {
@@ -255,7 +292,7 @@ func (b *Bearer) fetchOnce(ctx context.Context, why string, attempt int, log *sl
 	res := make(chan result, 1)
 	start := time.Now()
 	go func() {
-		t, err := b.source(ctx)
+		t, err := b.source(ctx, last)
 		res <- result{t, err}
 	}()
 	select {
@@ -291,21 +328,72 @@ func (b *Bearer) fetchOnce(ctx context.Context, why string, attempt int, log *sl
 		log.LogAttrs(ctx, slog.LevelDebug, "anyauth: bearer token fetch", attrs...)
 	}
 	if err != nil {
-		t = nil
+		return nil, err, timed
 	}
-	return t, err, timed
+	return completed(t, last), nil, false
 }
 
-// fresh reports whether t is valid for longer than the expiry delta.
-func (b *Bearer) fresh(t *oauth2.Token) bool {
+// completed returns t with what the cache needs filled in, without
+// changing the token the source returned: its lifetime (ExpiresIn) from
+// its Expiry when the source set only that, and last's refresh token when
+// a refresh returned none (the server keeps the old one valid, RFC 6749
+// §6).
+func completed(t, last *oauth2.Token) *oauth2.Token {
+	needLife := t.ExpiresIn <= 0 && !t.Expiry.IsZero()
+	needRefresh := t.RefreshToken == "" && last != nil && last.RefreshToken != ""
+	if !needLife && !needRefresh {
+		return t
+	}
+	c := *t
+	if needLife {
+		c.ExpiresIn = int64(math.Ceil(time.Until(t.Expiry).Seconds()))
+	}
+	if needRefresh {
+		c.RefreshToken = last.RefreshToken
+	}
+	return &c
+}
+
+// fetchTimeout is FetchTimeout, or its default.
+func (b *Bearer) fetchTimeout() time.Duration {
+	if b.FetchTimeout > 0 {
+		return b.FetchTimeout
+	}
+	return DefaultFetchTimeout
+}
+
+// freshAt reports whether t is valid at now for longer than the expiry
+// delta: ExpiryDelta, or else DefaultExpiryDelta but no more than a tenth
+// of the token's lifetime, so that a token issued for 20 s is used for
+// 18 s, not 10.
+func (b *Bearer) freshAt(t *oauth2.Token, now time.Time) bool {
 	if t.Expiry.IsZero() {
 		return true
 	}
-	delta := b.ExpiryDelta
-	if delta == 0 {
-		delta = DefaultExpiryDelta
+	return now.Add(b.expiryDelta(t)).Before(t.Expiry)
+}
+
+// dueAt reports whether t, though fresh, is near enough its expiry at now
+// to be refreshed ahead: within a fifth of its lifetime (at most five
+// minutes) of its Expiry, and never later than the expiry delta.
+func (b *Bearer) dueAt(t *oauth2.Token, now time.Time) bool {
+	if t.Expiry.IsZero() {
+		return false
 	}
-	return time.Now().Add(delta).Before(t.Expiry)
+	life := time.Duration(t.ExpiresIn) * time.Second
+	window := max(b.expiryDelta(t), min(life/5, 5*time.Minute))
+	return !now.Add(window).Before(t.Expiry)
+}
+
+// expiryDelta is how long before its Expiry t is taken as expired.
+func (b *Bearer) expiryDelta(t *oauth2.Token) time.Duration {
+	if b.ExpiryDelta != 0 {
+		return b.ExpiryDelta
+	}
+	if life := time.Duration(t.ExpiresIn) * time.Second; life > 0 {
+		return min(DefaultExpiryDelta, life/10)
+	}
+	return DefaultExpiryDelta
 }
 
 // tokenError wraps an error of the token source. A refusal by the

@@ -1,28 +1,42 @@
 // Package redisstore is a schemes.TokenStore on Redis: Bearers of a fleet
 // of processes that share one Redis fetch one token per expiry between
-// them, instead of one per process.
+// them, instead of one per process, and redeem a rotating refresh token
+// once between them.
 //
 //	store, err := redisstore.New(redis.NewClient(&redis.Options{Addr: "redis:6379"}), redisstore.Options{
 //		Keys: []redisstore.Key{{ID: "2024-06", Secret: secret32}},
 //	})
-//	b := schemes.NewBearer(cfg.Token, "https://api.example.com")
-//	b.Store, b.StoreKey = store, schemes.StoreKey(cfg.TokenURL, cfg.ClientID, cfg.Scopes...)
+//	b := schemes.NewClientCredentialsBearer(cfg, "https://api.example.com")
+//	b.Store = store
+//
+// It is a package of its own so that programs without Redis do not
+// compile a Redis client. The client is github.com/redis/go-redis/v9
+// (any redis.UniversalClient: a single node, Sentinel or Cluster).
 //
 // Tokens are encrypted at rest with AES-256-GCM under the first of
-// Options.Keys, and decrypted with whichever key their entry names, so
-// keys rotate by putting the new one first and dropping the old one once
-// its tokens have expired. An entry that no key decrypts (a wrong or
-// unknown key, a corrupted or foreign entry) is a miss, logged, never a
-// token. Options.Plaintext stores tokens unencrypted instead; without
-// either, New fails.
+// Options.Keys, with the store key as additional data, and decrypted with
+// whichever key their entry names, so keys rotate by putting the new one
+// first and dropping the old one once its entries are gone. An entry that
+// no key decrypts (a wrong or unknown key, a corrupted entry, one copied
+// from another key) is a miss, logged at Warn, never a token.
+// Options.Plaintext stores tokens unencrypted instead; without either,
+// New fails.
 //
-// The lease is SET NX PX with a random owner ID, released by a Lua
-// compare-and-delete, so a holder whose lease expired cannot release
-// another's. Waiters are woken by a PUBLISH on a channel per key after
-// every Put, release and delete, and read the store again at least every
-// 500 ms in case they missed it. Keys are "<prefix>{<key>}:token" and
-// "<prefix>{<key>}:lease" (one hash slot per token, for Redis Cluster),
-// and the channel "<prefix>{<key>}:changed".
+// Each token is a hash "<prefix>{<key>}:token" holding the sealed token
+// (access and refresh token together, so they change atomically), the
+// SHA-256 of its access token, its expiry, and whether it holds a refresh
+// token. Put is a Lua script that keeps a stored token expiring later
+// than the new one; Invalidate is a Lua script that compares the access
+// token's SHA-256 and drops it, keeping the refresh token. An entry
+// without a refresh token expires with its access token; one with a
+// refresh token stays until replaced.
+//
+// The lease "<prefix>{<key>}:lease" is SET NX PX with a random owner ID,
+// released by a Lua compare-and-delete, so a holder whose lease expired
+// cannot release another's. Waiters subscribe to "<prefix>{<key>}:changed",
+// which gets a PUBLISH after every Put, release and Invalidate, and read
+// the store again at least every 500 ms in case they missed one. The
+// braces put a token's keys in one hash slot, for Redis Cluster.
 package redisstore
 
 import (
@@ -30,6 +44,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -168,9 +183,11 @@ func (s *Store) channel(key string) string  { return s.prefix + "{" + key + "}:c
 
 // entry is a token at rest, before encryption.
 type entry struct {
-	AccessToken string    `json:"a"`
-	TokenType   string    `json:"t,omitempty"`
-	Expiry      time.Time `json:"e,omitzero"`
+	AccessToken  string    `json:"a,omitempty"`
+	TokenType    string    `json:"t,omitempty"`
+	RefreshToken string    `json:"r,omitempty"`
+	Expiry       time.Time `json:"e,omitzero"`
+	ExpiresIn    int64     `json:"n,omitempty"`
 }
 
 // Entry formats: "p1:" + JSON; "k1:" + key ID + ":" + base64(nonce |
@@ -182,7 +199,7 @@ const (
 )
 
 func (s *Store) seal(key string, t *oauth2.Token) (string, error) {
-	data, err := json.Marshal(entry{AccessToken: t.AccessToken, TokenType: t.TokenType, Expiry: t.Expiry})
+	data, err := json.Marshal(entry{AccessToken: t.AccessToken, TokenType: t.TokenType, RefreshToken: t.RefreshToken, Expiry: t.Expiry, ExpiresIn: t.ExpiresIn})
 	if err != nil {
 		return "", errors.New("redisstore: encoding a token failed")
 	}
@@ -230,10 +247,10 @@ func (s *Store) open(key, v string) (t *oauth2.Token, why string) {
 		return nil, "an entry of unknown format"
 	}
 	var e entry
-	if err := json.Unmarshal(data, &e); err != nil || e.AccessToken == "" {
+	if err := json.Unmarshal(data, &e); err != nil || (e.AccessToken == "" && e.RefreshToken == "") {
 		return nil, "an entry that does not hold a token"
 	}
-	return &oauth2.Token{AccessToken: e.AccessToken, TokenType: e.TokenType, Expiry: e.Expiry}, ""
+	return &oauth2.Token{AccessToken: e.AccessToken, TokenType: e.TokenType, RefreshToken: e.RefreshToken, Expiry: e.Expiry, ExpiresIn: e.ExpiresIn}, ""
 }
 
 func truncate(s string) string {
@@ -243,46 +260,99 @@ func truncate(s string) string {
 	return s
 }
 
+// accessSum is what the entry of key records of its access token, for
+// Invalidate to compare: a SHA-256, never the token.
+func accessSum(key, accessToken string) string {
+	h := sha256.New()
+	h.Write([]byte("anyauth redisstore access token\x00"))
+	h.Write([]byte(key))
+	h.Write([]byte{0})
+	h.Write([]byte(accessToken))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
 // Get returns the token stored under key; nil and no error when there is
-// none or it cannot be read (logged at Warn).
+// none or it cannot be read (logged at Warn). An entry whose access token
+// was invalidated comes back with its refresh token only.
 func (s *Store) Get(ctx context.Context, key string) (*oauth2.Token, error) {
-	v, err := s.rdb.Get(ctx, s.tokenKey(key)).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
+	vals, err := s.rdb.HMGet(ctx, s.tokenKey(key), "v", "i").Result()
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: GET: %w", err)
+		return nil, fmt.Errorf("redisstore: HMGET: %w", err)
+	}
+	v, _ := vals[0].(string)
+	if v == "" {
+		return nil, nil
 	}
 	t, why := s.open(key, v)
 	if t == nil {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "anyauth: redisstore: stored token ignored", slog.String("why", why), slog.String("key", key))
+		return nil, nil
+	}
+	if invalid, _ := vals[1].(string); invalid == "1" {
+		if t.RefreshToken == "" {
+			return nil, nil
+		}
+		return &oauth2.Token{RefreshToken: t.RefreshToken}, nil
 	}
 	return t, nil
 }
 
-// Put stores tok under key until its Expiry (for good when it has none)
-// and wakes the waiters.
+// putScript stores an entry (a hash: v the sealed token, h its access
+// token's sum, x its expiry in Unix ms or 0, r "1" when it holds a refresh
+// token) unless the stored one has a valid access token that expires
+// later, sets its TTL, and wakes the waiters.
+var putScript = redis.NewScript(`
+local cur = redis.call("HMGET", KEYS[1], "h", "x", "i")
+local newx = tonumber(ARGV[3])
+if cur[1] and cur[1] ~= "" and cur[3] ~= "1" and cur[2] then
+	local curx = tonumber(cur[2])
+	if curx and curx > 0 and newx > 0 and curx > newx then
+		return 0
+	end
+end
+redis.call("DEL", KEYS[1])
+redis.call("HSET", KEYS[1], "v", ARGV[1], "h", ARGV[2], "x", ARGV[3], "r", ARGV[4])
+local pttl = tonumber(ARGV[5])
+if pttl > 0 then
+	redis.call("PEXPIRE", KEYS[1], pttl)
+end
+redis.call("PUBLISH", ARGV[6], "put")
+return 1`)
+
+// Put stores tok under key and wakes the waiters, unless the stored
+// token's access token is valid and expires later (see
+// schemes.TokenStore). A token without a refresh token is dropped at its
+// Expiry; one with a refresh token is kept until replaced.
 func (s *Store) Put(ctx context.Context, key string, tok *oauth2.Token) error {
-	if tok == nil || tok.AccessToken == "" {
+	if tok == nil || (tok.AccessToken == "" && tok.RefreshToken == "") {
 		return errors.New("redisstore: no token to store")
 	}
 	v, err := s.seal(key, tok)
 	if err != nil {
 		return err
 	}
-	var ttl time.Duration // KeepTTL is -1; 0 means none
-	if !tok.Expiry.IsZero() {
-		if ttl = time.Until(tok.Expiry); ttl < time.Millisecond {
+	var pttl int64 // 0: kept until replaced
+	if tok.RefreshToken == "" && !tok.Expiry.IsZero() {
+		ttl := time.Until(tok.Expiry)
+		if ttl < time.Millisecond {
 			return nil // expired already: nothing worth storing
 		}
+		pttl = ttl.Milliseconds()
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, s.tokenKey(key), v, ttl)
-		p.Publish(ctx, s.channel(key), "put")
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("redisstore: SET: %w", err)
+	var expiry int64
+	if !tok.Expiry.IsZero() {
+		expiry = tok.Expiry.UnixMilli()
+	}
+	sum, refresh := "", "0"
+	if tok.AccessToken != "" {
+		sum = accessSum(key, tok.AccessToken)
+	}
+	if tok.RefreshToken != "" {
+		refresh = "1"
+	}
+	err = putScript.Run(ctx, s.rdb, []string{s.tokenKey(key)}, v, sum, expiry, refresh, pttl, s.channel(key)).Err()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("redisstore: storing a token: %w", err)
 	}
 	return nil
 }
@@ -358,38 +428,28 @@ func (s *Store) Wait(ctx context.Context, key string) error {
 	}
 }
 
-// CompareAndDelete deletes key's entry if it holds accessToken (WATCH,
-// GET, MULTI DEL), and wakes the waiters.
-func (s *Store) CompareAndDelete(ctx context.Context, key, accessToken string) (bool, error) {
-	tk := s.tokenKey(key)
-	deleted := false
-	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		v, err := tx.Get(ctx, tk).Result()
-		if errors.Is(err, redis.Nil) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		t, _ := s.open(key, v)
-		if t == nil || t.AccessToken != accessToken {
-			return nil
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Del(ctx, tk)
-			p.Publish(ctx, s.channel(key), "deleted")
-			return nil
-		})
-		if err == nil {
-			deleted = true
-		}
-		return err
-	}, tk)
-	if errors.Is(err, redis.TxFailedErr) {
-		return false, nil // changed meanwhile: what is there now is newer
-	}
+// invalidateScript marks the entry's access token invalid if it is still
+// the one whose sum is ARGV[1]: an entry with a refresh token keeps it,
+// any other is deleted. It wakes the waiters.
+var invalidateScript = redis.NewScript(`
+if redis.call("HGET", KEYS[1], "h") ~= ARGV[1] then
+	return 0
+end
+if redis.call("HGET", KEYS[1], "r") == "1" then
+	redis.call("HSET", KEYS[1], "h", "", "i", "1")
+else
+	redis.call("DEL", KEYS[1])
+end
+redis.call("PUBLISH", ARGV[2], "invalidated")
+return 1`)
+
+// Invalidate drops the access token of key's entry if it is still
+// accessToken, atomically (one Lua script comparing the token's SHA-256),
+// and wakes the waiters.
+func (s *Store) Invalidate(ctx context.Context, key, accessToken string) (bool, error) {
+	n, err := invalidateScript.Run(ctx, s.rdb, []string{s.tokenKey(key)}, accessSum(key, accessToken), s.channel(key)).Int()
 	if err != nil {
-		return false, fmt.Errorf("redisstore: compare-and-delete: %w", err)
+		return false, fmt.Errorf("redisstore: invalidating a token: %w", err)
 	}
-	return deleted, nil
+	return n == 1, nil
 }

@@ -121,7 +121,9 @@ func (a *authServer) sentCount(tok string) int {
 	return a.sent[tok]
 }
 
-func storeKey(tokenURL string) string { return schemes.StoreKey(tokenURL, "client", "api") }
+func storeKey(tokenURL string) string {
+	return schemes.TokenKey{TokenURL: tokenURL + "/token", ClientID: "client", ClientSecret: "client-secret", Scopes: []string{"api"}}.Sum()
+}
 
 // replica is one Bearer with its own Redis client, as one process of a
 // fleet has.
@@ -144,10 +146,11 @@ func newReplica(tb testing.TB, redisAddr, tokenURL, resourceURL string, o rediss
 	}
 	client := &http.Client{Transport: &http.Transport{}}
 	cfg := &clientcredentials.Config{ClientID: "client", ClientSecret: "client-secret", TokenURL: tokenURL + "/token", Scopes: []string{"api"}, AuthStyle: oauth2.AuthStyleInHeader}
-	b := schemes.NewBearer(func(ctx context.Context) (*oauth2.Token, error) {
+	b := schemes.NewClientCredentialsBearer(cfg, resourceURL)
+	b.Fetch = func(ctx context.Context) (*oauth2.Token, error) {
 		return cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, client))
-	}, resourceURL)
-	b.Store, b.StoreKey = store, storeKey(tokenURL)
+	}
+	b.Store = store
 	b.ExpiryDelta = time.Second
 	b.FetchTimeout = 5 * time.Second
 	b.StoreLease = lease
@@ -451,7 +454,7 @@ func TestUnreadableEntriesAreMisses(t *testing.T) {
 	if err := writer.Put(ctx, key, secretTok); err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := rdb.Get(ctx, "anyauth:bearer:{"+key+"}:token").Result()
+	raw, _ := rdb.HGet(ctx, "anyauth:bearer:{"+key+"}:token", "v").Result()
 	if strings.Contains(raw, "SECRET") {
 		t.Fatalf("token stored in clear")
 	}
@@ -486,14 +489,14 @@ func TestUnreadableEntriesAreMisses(t *testing.T) {
 		b[len(b)-3] = 'A'
 	}
 	for name, v := range map[string]string{"flipped byte": string(b), "garbage": "k1:a:!!!!", "unknown format": "zz"} {
-		rdb.Set(ctx, "anyauth:bearer:{"+key+"}:token", v, 0)
+		rdb.HSet(ctx, "anyauth:bearer:{"+key+"}:token", "v", v)
 		got, err := writer.Get(ctx, key)
 		if err != nil || got != nil {
 			t.Errorf("%s: got token %v, err %v; want a miss", name, got != nil, err)
 		}
 	}
 	const other = "0000000000000000000000000000000000000000000000000000000000000002"
-	rdb.Set(ctx, "anyauth:bearer:{"+other+"}:token", raw, 0)
+	rdb.HSet(ctx, "anyauth:bearer:{"+other+"}:token", "v", raw)
 	if got, err := writer.Get(ctx, other); err != nil || got != nil {
 		t.Errorf("entry copied under another key: got token %v, err %v; want a miss", got != nil, err)
 	}
