@@ -114,7 +114,10 @@ type Bearer struct {
 
 	// MinRefreshInterval is how long a token fetched after a refusal,
 	// and refused in turn before any server accepted it, is kept: within
-	// it, a refusal returns the server's 401 without a fetch. Zero means
+	// it, a refusal returns the server's 401 without a fetch. It is also
+	// how long a token endpoint's refusal of the grant (a permanent error
+	// such as invalid_grant or invalid_client) is returned to requests
+	// without asking again. Zero means
 	// DefaultMinRefreshInterval (5 s); less than zero turns the limit off,
 	// so that every refusal may cause a fetch.
 	MinRefreshInterval time.Duration

@@ -69,6 +69,11 @@ type tokenCache struct {
 	// aheadAt is when the next refresh ahead of expiry may start, after
 	// one that did not bring a new token.
 	aheadAt time.Time
+	// refusedUntil is when a fetch may be tried again after the token
+	// endpoint refused one for good (invalid_grant, invalid_client); until
+	// then requests get refusal, its error, at once.
+	refusedUntil time.Time
+	refusal      error
 }
 
 // heldToken is a token with what the cache knows of it.
@@ -136,6 +141,11 @@ func (b *Bearer) current(ctx context.Context, refused *heldToken, log *slog.Logg
 		}
 		f := c.flight
 		joined := f != nil
+		if f == nil && c.refusal != nil && time.Now().Before(c.refusedUntil) {
+			err := c.refusal
+			c.mu.Unlock()
+			return nil, err
+		}
 		if f == nil {
 			f = &tokenFetch{done: make(chan struct{})}
 			c.flight = f
@@ -198,11 +208,8 @@ func (c *tokenCache) lastToken() *oauth2.Token {
 // a fetch: zero unless h was itself fetched after a refusal, has not been
 // accepted since, and is younger than MinRefreshInterval.
 func (b *Bearer) holdBack(h *heldToken) time.Duration {
-	interval := b.MinRefreshInterval
-	if interval == 0 {
-		interval = DefaultMinRefreshInterval
-	}
-	if interval < 0 || !h.afterRefusal || h.accepted.Load() {
+	interval := b.minRefreshInterval()
+	if interval <= 0 || !h.afterRefusal || h.accepted.Load() {
 		return 0
 	}
 	return max(interval-time.Since(h.at), 0)
@@ -231,7 +238,12 @@ func (b *Bearer) fetch(ctx context.Context, f *tokenFetch, why, refused string, 
 	}
 	c.mu.Lock()
 	if err == nil {
-		c.held = h
+		c.held, c.refusal = h, nil
+	} else if anyauth.IsPermanent(err) && !ahead {
+		// A refused grant stays refused: no request asks again within
+		// MinRefreshInterval, so a fleet of requests cannot hammer the
+		// token endpoint with it.
+		c.refusal, c.refusedUntil = err, time.Now().Add(b.minRefreshInterval())
 	}
 	if c.flight == f {
 		c.flight = nil
@@ -352,6 +364,15 @@ func completed(t, last *oauth2.Token) *oauth2.Token {
 		c.RefreshToken = last.RefreshToken
 	}
 	return &c
+}
+
+// minRefreshInterval is MinRefreshInterval, or its default; less than
+// zero turns its limits off.
+func (b *Bearer) minRefreshInterval() time.Duration {
+	if b.MinRefreshInterval == 0 {
+		return DefaultMinRefreshInterval
+	}
+	return b.MinRefreshInterval
 }
 
 // fetchTimeout is FetchTimeout, or its default.

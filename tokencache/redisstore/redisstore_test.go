@@ -23,6 +23,7 @@ import (
 	"github.com/anyauth/anyauth/internal/testserver"
 	"github.com/anyauth/anyauth/schemes"
 	"github.com/anyauth/anyauth/tokencache/redisstore"
+	"github.com/anyauth/anyauth/tokencache/tokenstoretest"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -619,5 +620,27 @@ func TestRedisOutage(t *testing.T) {
 	}
 	if d := hitsAt[1] - hitsAt[0]; d < 2 {
 		t.Errorf("%d fetches during the outage, want each replica fetching on its own", d)
+	}
+}
+
+// TestContract runs the TokenStore contract on a real redis-server, with
+// encryption and in plaintext.
+func TestContract(t *testing.T) {
+	r := testserver.StartRedisForTest(t)
+	for name, o := range map[string]redisstore.Options{
+		"encrypted": {Keys: []redisstore.Key{{ID: "a", Secret: secretA}}},
+		"plaintext": {Plaintext: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tokenstoretest.Run(t, func(t *testing.T) schemes.TokenStore {
+				rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+				t.Cleanup(func() { rdb.Close() })
+				s, err := redisstore.New(rdb, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			})
+		})
 	}
 }
