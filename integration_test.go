@@ -35,6 +35,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	benchRedis.r.Close()
 	closeSquid()
 	closeAD()
 	serversMu.Lock()

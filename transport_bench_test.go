@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"runtime/metrics"
 	"strconv"
@@ -16,8 +17,11 @@ import (
 	"time"
 
 	"github.com/anyauth/anyauth"
+	"github.com/anyauth/anyauth/internal/testserver"
 	"github.com/anyauth/anyauth/schemes"
+	"github.com/anyauth/anyauth/tokencache/redisstore"
 	"github.com/icholy/digest"
+	"github.com/redis/go-redis/v9"
 )
 
 // benchServer challenges requests without Authorization and accepts any
@@ -232,6 +236,42 @@ func BenchmarkCachedInMemory(b *testing.B) {
 	run("anyauth-bearer", bearer, func(base http.RoundTripper) http.RoundTripper {
 		return &anyauth.Transport{Base: base, Schemes: []anyauth.Scheme{schemes.NewStaticBearer(benchToken, inMemoryOrigin)}}
 	})
+	// The same Bearer sharing its token through Redis: a request that
+	// finds the token held must not touch the store.
+	if store := benchRedisStore(b); store != nil {
+		run("anyauth-bearer-redis", bearer, func(base http.RoundTripper) http.RoundTripper {
+			bb := schemes.NewStaticBearer(benchToken, inMemoryOrigin)
+			bb.Store, bb.StoreKey = store, schemes.TokenKey{TokenURL: "https://as.example/token", ClientID: "bench"}
+			return &anyauth.Transport{Base: base, Schemes: []anyauth.Scheme{bb}}
+		})
+	}
+}
+
+// benchRedis is the redis-server of the benchmarks, started once.
+var benchRedis struct {
+	once  sync.Once
+	r     *testserver.Redis
+	store *redisstore.Store
+	err   error
+}
+
+// benchRedisStore returns a token store on the benchmarks' redis-server,
+// or nil (having said why) when redis-server cannot run here.
+func benchRedisStore(b *testing.B) *redisstore.Store {
+	benchRedis.once.Do(func() {
+		if benchRedis.r, benchRedis.err = testserver.StartRedis(); benchRedis.err != nil {
+			return
+		}
+		benchRedis.store, benchRedis.err = redisstore.New(redis.NewClient(&redis.Options{Addr: benchRedis.r.Addr}), redisstore.Options{Plaintext: true})
+	})
+	if benchRedis.err != nil {
+		if os.Getenv("CI") == "true" {
+			b.Fatalf("redis-server: %v", benchRedis.err)
+		}
+		b.Logf("no anyauth-bearer-redis: %v", benchRedis.err)
+		return nil
+	}
+	return benchRedis.store
 }
 
 // BenchmarkRoundTrips counts the requests the server sees, from a cold

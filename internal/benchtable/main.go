@@ -80,7 +80,7 @@ func main() {
 		sub("root", "BenchmarkParseDigestChallenge", "anyauth", "icholy"),
 		{{bin: "schemes", name: "BenchmarkDigestAuthorize"}, {bin: "schemes", name: "BenchmarkDigestAuthorizeIcholy"}},
 		sub("root", "BenchmarkCachedRequest", "bare-basic", "anyauth-basic", "bare-digest", "anyauth-digest", "icholy-digest"),
-		sub("root", "BenchmarkCachedInMemory", "base", "bare-basic", "anyauth-basic", "bare-digest", "anyauth-digest", "icholy-digest", "bare-bearer", "anyauth-bearer"),
+		sub("root", "BenchmarkCachedInMemory", "base", "bare-basic", "anyauth-basic", "bare-digest", "anyauth-digest", "icholy-digest", "bare-bearer", "anyauth-bearer", "anyauth-bearer-redis"),
 		sub("root", "BenchmarkConnectionBound", "bare", "anyauth-bound"),
 	}
 	for _, g := range goroutineCounts {
@@ -316,6 +316,13 @@ func printTable(contention mutexSummary) {
 		}
 		row("in-memory cached "+s, cost(ours), "bare: "+cost(bare),
 			fmt.Sprintf("adds %s, %s allocs", ns(median(diffs(ours, bare, "ns/op"))), signed(n)), target)
+	}
+	{
+		ours, mem := im("anyauth-bearer-redis"), im("anyauth-bearer")
+		n := med(ours, "allocs/op") - med(mem, "allocs/op")
+		d := median(diffs(ours, mem, "ns/op"))
+		row("in-memory cached Bearer on Redis (token held)", cost(ours), "in-memory Bearer: "+cost(mem),
+			fmt.Sprintf("adds %s, %s allocs", ns(d), signed(n)), fmt.Sprintf("≤50 ns, ≤1 alloc added: %s", verdict(d <= 50 && n <= 1)))
 	}
 	row("in-memory cached Digest, vs icholy", cost(im("anyauth-digest")), "icholy: "+cost(im("icholy-digest")),
 		speed(ratio(im("icholy-digest"), im("anyauth-digest"), "ns/op")), "")

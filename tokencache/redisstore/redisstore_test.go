@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -47,13 +48,37 @@ func TestMain(m *testing.M) {
 	redis.SetLogger(quietRedis{})
 	switch os.Getenv(workerEnv) {
 	case "":
-		os.Exit(m.Run())
+		code := m.Run()
+		shared.r.Close()
+		os.Exit(code)
 	case "fleet":
 		fleetWorker()
 	case "hold":
 		holdWorker()
 	}
 	os.Exit(0)
+}
+
+// shared is the redis-server of this test binary, started by the first
+// test that needs it; TestRedisOutage starts its own, to stop it.
+var shared struct {
+	once sync.Once
+	r    *testserver.Redis
+	err  error
+}
+
+// sharedRedis returns the binary's redis-server, skipping (or, under CI,
+// failing) the test when redis-server is not installed.
+func sharedRedis(t *testing.T) *testserver.Redis {
+	t.Helper()
+	shared.once.Do(func() { shared.r, shared.err = testserver.StartRedis() })
+	if shared.err != nil {
+		if os.Getenv("CI") == "true" || !errors.Is(shared.err, testserver.ErrNotInstalled) {
+			t.Fatalf("redis-server: %v", shared.err)
+		}
+		t.Skipf("redis-server not installed (make test installs it): %v", shared.err)
+	}
+	return shared.r
 }
 
 // --- token endpoint and resource server --------------------------------
@@ -225,7 +250,7 @@ func TestFleetOneFetchPerExpiry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("8 s fleet run")
 	}
-	r := testserver.StartRedisForTest(t)
+	r := sharedRedis(t)
 	a := newAuthServer(t, 3)
 	const procs, goroutines, run = 4, 4, 8 * time.Second
 	start := time.Now()
@@ -353,7 +378,7 @@ func holdWorker() {
 // without releasing it; three replicas that need a token wait for the
 // lease to expire, then one fetches for all, within lease + one fetch.
 func TestFetcherKilledHoldingLease(t *testing.T) {
-	r := testserver.StartRedisForTest(t)
+	r := sharedRedis(t)
 	a := newAuthServer(t, 60)
 	const lease = 1500 * time.Millisecond
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -402,7 +427,7 @@ func TestFetcherKilledHoldingLease(t *testing.T) {
 // revoked; B is refused, deletes it and stores tok-2; A, refused with
 // tok-1 in turn, does not delete tok-2 (compare-and-delete) and uses it.
 func TestRefusalAfterAnotherReplicaRefreshed(t *testing.T) {
-	r := testserver.StartRedisForTest(t)
+	r := sharedRedis(t)
 	a := newAuthServer(t, 60)
 	o := redisstore.Options{Keys: []redisstore.Key{{ID: "a", Secret: secretA}}}
 	ra := newReplica(t, r.Addr, a.token.URL, a.resource.URL, o, 0)
@@ -435,7 +460,7 @@ func TestRefusalAfterAnotherReplicaRefreshed(t *testing.T) {
 // are misses, logged, and a Bearer never sends them; key rotation reads
 // an old key's entry.
 func TestUnreadableEntriesAreMisses(t *testing.T) {
-	r := testserver.StartRedisForTest(t)
+	r := sharedRedis(t)
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
 	t.Cleanup(func() { rdb.Close() })
@@ -626,7 +651,7 @@ func TestRedisOutage(t *testing.T) {
 // TestContract runs the TokenStore contract on a real redis-server, with
 // encryption and in plaintext.
 func TestContract(t *testing.T) {
-	r := testserver.StartRedisForTest(t)
+	r := sharedRedis(t)
 	for name, o := range map[string]redisstore.Options{
 		"encrypted": {Keys: []redisstore.Key{{ID: "a", Secret: secretA}}},
 		"plaintext": {Plaintext: true},
