@@ -69,6 +69,10 @@ type options struct {
 	oauth2URL     string
 	oauth2Client  string
 	oauth2Scope   string
+	// -token-cache: share -oauth2-* tokens through Redis.
+	tokenCache      string
+	tokenCacheKey   string
+	tokenCachePlain bool
 	proxy         string
 	proxyUser     string
 	negotiate     bool
@@ -95,6 +99,10 @@ type options struct {
 	cookieHeader    string // -b 'NAME=VALUE; ...'
 	cookieOut       string // -c
 	proxyAnyauth    bool   // -proxy-anyauth (what fetch always does)
+
+	// closers release what newTransport opened (the token cache's
+	// client), when the run ends.
+	closers []func()
 }
 
 // maxRedirects is how many redirects -L follows, curl's default.
@@ -141,6 +149,9 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.oauth2URL, "oauth2-token-url", "", "OAuth 2.0 token endpoint `URL`: fetch Bearer tokens with the client-credentials grant (needs -oauth2-client)")
 	fs.StringVar(&o.oauth2Client, "oauth2-client", "", "`ID:SECRET` of the OAuth 2.0 client")
 	fs.StringVar(&o.oauth2Scope, "oauth2-scope", "", "`SCOPES` to ask for, separated by spaces or commas")
+	fs.StringVar(&o.tokenCache, "token-cache", "", "share the -oauth2-* tokens through Redis at `URL` (redis://HOST:PORT/DB): fetch processes with the same client fetch one token between them, encrypted at rest")
+	fs.StringVar(&o.tokenCacheKey, "token-cache-key", "", "`FILE` holding the -token-cache encryption key (32 bytes, 64 hex digits or base64; one a line, the first encrypts); default $"+tokenCacheKeyEnv)
+	fs.BoolVar(&o.tokenCachePlain, "token-cache-plaintext", false, "store -token-cache tokens unencrypted (no key)")
 	fs.StringVar(&o.proxy, "proxy", "", "proxy `URL` (http://[user:pass@]host:port) for http and https targets; default: $HTTP_PROXY, $HTTPS_PROXY, $NO_PROXY")
 	fs.StringVar(&o.proxyUser, "proxy-user", "", "`USER:PASS` for the proxy only")
 	fs.BoolVar(&o.negotiate, "negotiate", false, "answer Negotiate (Kerberos) challenges with the ticket kinit left ($KRB5CCNAME, $KRB5_CONFIG), or with -u's password, like curl --negotiate")
@@ -195,6 +206,15 @@ func (o *options) finish() error {
 	if (o.oauth2URL == "") != (o.oauth2Client == "") {
 		return usageError{"-oauth2-token-url and -oauth2-client go together"}
 	}
+	if o.tokenCache != "" && o.oauth2URL == "" {
+		return usageError{"-token-cache shares the tokens of -oauth2-token-url: give it too"}
+	}
+	if (o.tokenCacheKey != "" || o.tokenCachePlain) && o.tokenCache == "" {
+		return usageError{"-token-cache-key and -token-cache-plaintext need -token-cache"}
+	}
+	if o.tokenCacheKey != "" && o.tokenCachePlain {
+		return usageError{"-token-cache-key and -token-cache-plaintext: give one"}
+	}
 	if o.bearer != "" && o.oauth2URL != "" {
 		return usageError{"-bearer and -oauth2-token-url are two ways to get a token: give one"}
 	}
@@ -226,6 +246,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDemo(stdout, stderr)
 	}
 	errw := &stderrWriter{w: stderr}
+	defer func() {
+		for _, c := range o.closers {
+			c()
+		}
+	}()
 	status, err := fetch(o, stdout, errw)
 	var pe *anyauth.ProxyConnectError
 	switch {
@@ -311,7 +336,16 @@ func newTransport(o *options, targets []*url.URL, stderr io.Writer) (*anyauth.Tr
 			TokenURL:     o.oauth2URL,
 			Scopes:       strings.FieldsFunc(o.oauth2Scope, func(r rune) bool { return r == ' ' || r == ',' }),
 		}
-		t.Schemes = append(t.Schemes, schemes.NewBearer(cfg.Token, origins...))
+		b := schemes.NewClientCredentialsBearer(cfg, origins...)
+		if o.tokenCache != "" {
+			store, closeStore, err := tokenCache(o, stderr)
+			if err != nil {
+				return nil, err
+			}
+			o.closers = append(o.closers, closeStore)
+			b.Store = store
+		}
+		t.Schemes = append(t.Schemes, b)
 	}
 	if o.negotiate {
 		t.Schemes = append(t.Schemes, &negotiate.Kerberos{})

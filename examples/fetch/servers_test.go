@@ -18,9 +18,13 @@ var shared struct {
 	servers map[string]*testserver.Server
 	squid   *testserver.Squid
 	kdc     *testserver.KDC
+	redis   *testserver.Redis
 }
 
 func TestMain(m *testing.M) {
+	if args := os.Getenv(fetchArgsEnv); args != "" {
+		os.Exit(runFromEnv(args)) // a fetch process of a test
+	}
 	code := m.Run()
 	shared.mu.Lock()
 	for _, s := range shared.servers {
@@ -32,6 +36,7 @@ func TestMain(m *testing.M) {
 	if shared.kdc != nil {
 		shared.kdc.Close()
 	}
+	shared.redis.Close()
 	shared.mu.Unlock()
 	os.Exit(code)
 }
@@ -110,4 +115,18 @@ func sharedKerberos(t *testing.T) (*testserver.KDC, *testserver.Server) {
 	kdc := shared.kdc
 	shared.mu.Unlock()
 	return kdc, server(t, "apache-gssapi", func() (*testserver.Server, error) { return testserver.StartGSSAPIApache(kdc) })
+}
+
+func sharedRedis(t *testing.T) *testserver.Redis {
+	t.Helper()
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.redis == nil {
+		r, err := testserver.StartRedis()
+		if err != nil {
+			skipOrFail(t, "redis-server", err)
+		}
+		shared.redis = r
+	}
+	return shared.redis
 }
