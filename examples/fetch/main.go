@@ -60,29 +60,29 @@ import (
 
 // options are the parsed command line.
 type options struct {
-	userPass      string
-	count         int
-	method        string
-	data          string
-	verbose       bool
-	bearer        string
-	oauth2URL     string
-	oauth2Client  string
-	oauth2Scope   string
+	userPass     string
+	count        int
+	method       string
+	data         string
+	verbose      bool
+	bearer       string
+	oauth2URL    string
+	oauth2Client string
+	oauth2Scope  string
 	// -token-cache: share -oauth2-* tokens through Redis.
 	tokenCache      string
 	tokenCacheKey   string
 	tokenCachePlain bool
-	proxy         string
-	proxyUser     string
-	negotiate     bool
-	ntlm          bool
-	cacert        string
-	netrc         bool
-	insecureClear bool
-	headers       headerList
-	parallel      int
-	urls          []string
+	proxy           string
+	proxyUser       string
+	negotiate       bool
+	ntlm            bool
+	cacert          string
+	netrc           bool
+	insecureClear   bool
+	headers         headerList
+	parallel        int
+	urls            []string
 
 	// curl's habits.
 	location        bool   // -L
