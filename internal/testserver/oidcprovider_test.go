@@ -340,6 +340,47 @@ func TestOIDCProviderConcurrentCounts(t *testing.T) {
 	}
 }
 
+// TestOIDCProviderOpenIDCJWKS: mod_auth_openidc verifying with the
+// provider's JWKS accepts its access tokens until they expire.
+func TestOIDCProviderOpenIDCJWKS(t *testing.T) {
+	p := StartOIDCProviderForTest(t, OIDCProviderOptions{AccessTokenTTL: 2 * time.Second})
+	s := StartForTest(t, func() (*Server, error) { return StartOpenIDCJWKS(p.JWKSURLTLS, p.CACertPEM) })
+	t.Logf("oidc-provider up in %v, apache-openidc-jwks up in %v", p.Startup, s.Startup)
+	ctx := oauthCtx(t)
+	cc, err := p.ClientCredentials(oauth2.AuthStyleInHeader, OIDCScopeAPIRead).Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	login, err := p.LoginRefreshToken(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ token, user string }{{cc.AccessToken, OIDCFleetClientID}, {login.AccessToken, User}} {
+		resp, body := do(t, "GET", s.URL+PathBearer+"whoami", "", bearer(c.token))
+		if resp.StatusCode != http.StatusOK || body != c.user+"\n" {
+			t.Errorf("provider token of %s: %s %q\n%s", c.user, resp.Status, body, s.ErrorLog())
+		}
+	}
+
+	const invalid = `Bearer realm="anyauth bearer", error="invalid_token", error_description="JWT token could not be validated"`
+	deny := func(name, token string) {
+		t.Helper()
+		resp, body := do(t, "GET", s.URL+PathBearer+"whoami", "", bearer(token))
+		if got := resp.Header.Values("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || len(got) != 1 || got[0] != invalid {
+			t.Errorf("%s: %s %q, WWW-Authenticate %q; want 401 %s", name, resp.Status, body, got, invalid)
+		}
+	}
+	deny("garbage", "a.b.c")
+	deny("HS256 with the shared secret", MintHS256(map[string]any{"sub": User, "exp": time.Now().Add(time.Hour).Unix()}))
+	i := strings.LastIndexByte(cc.AccessToken, '.')
+	deny("tampered signature", cc.AccessToken[:i+1]+strings.Repeat("A", len(cc.AccessToken)-i-1))
+
+	_, claims := jwtParts(t, cc.AccessToken)
+	exp := time.Unix(int64(claims["exp"].(float64)), 0)
+	time.Sleep(time.Until(exp) + 1100*time.Millisecond)
+	deny("expired", cc.AccessToken)
+}
+
 // dpopProof is a DPoP proof JWT (RFC 9449) for a POST to htu, signed with
 // key, with nonce if not "".
 func dpopProof(t *testing.T, key *ecdsa.PrivateKey, htu, nonce string) string {
