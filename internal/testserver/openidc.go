@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,6 +75,41 @@ const openidcModule = "mod_auth_openidc.so"
 // "exp". An OPTIONS request without any token is answered 200 (the module
 // lets it through with an empty user, logged as "").
 func StartOpenIDC() (*Server, error) {
+	return startOpenIDC("apache-openidc", "", nil, OpenIDCLocations)
+}
+
+// OpenIDCJWKSLocations are the protected locations of the server
+// StartOpenIDCJWKS starts.
+var OpenIDCJWKSLocations = []Location{
+	{PathBearer, RealmBearer, "Bearer: mod_auth_openidc OAuth 2.0 resource server, JWT access token verified with the keys of a JWKS URI, REMOTE_USER from sub"},
+}
+
+// StartOpenIDCJWKS starts the server StartOpenIDC starts, with the
+// locations in OpenIDCJWKSLocations, except that it verifies the JWT
+// access tokens' signatures with the keys published at jwksURL
+// (OIDCOAuthVerifyJwksUri) instead of OpenIDCSecret. The module insists
+// on an https URL, e.g. OIDCProvider.JWKSURLTLS; its certificate is
+// verified with the CA certificates caCertPEM (OIDCCABundlePath; nil: the
+// system's). The server checks "exp" when present, but neither "iss" nor
+// "aud". mod_auth_openidc fetches the key set when a token first needs it
+// and caches it.
+//
+// Its answers are those of StartOpenIDC: 200 for a valid token, 401 with
+// Bearer realm="anyauth bearer", error="invalid_token",
+// error_description="JWT token could not be validated" for an expired,
+// malformed or wrongly signed one.
+func StartOpenIDCJWKS(jwksURL string, caCertPEM []byte) (*Server, error) {
+	if u, err := url.Parse(jwksURL); err != nil || u.Scheme != "https" || u.Host == "" ||
+		strings.ContainsAny(jwksURL, " \t\n\"'\\$`#") {
+		return nil, fmt.Errorf("testserver: JWKS URL %q: mod_auth_openidc wants an https URL without quotes, spaces or '#'", jwksURL)
+	}
+	return startOpenIDC("apache-openidc-jwks", jwksURL, caCertPEM, OpenIDCJWKSLocations)
+}
+
+// startOpenIDC starts Apache with mod_auth_openidc, verifying tokens with
+// the key set at jwksURL (fetched trusting caCertPEM, if not nil), or with
+// OpenIDCSecret when jwksURL is "".
+func startOpenIDC(name, jwksURL string, caCertPEM []byte, locations []Location) (*Server, error) {
 	bin, err := findBinary("TESTSERVER_APACHE2", []string{"apache2"}, "/usr/sbin/apache2")
 	if err != nil {
 		return nil, err
@@ -95,13 +131,18 @@ func StartOpenIDC() (*Server, error) {
 	}()
 
 	var paths []string
-	for _, l := range OpenIDCLocations {
+	for _, l := range locations {
 		paths = append(paths, l.Path)
 	}
 	files := documents(dir, paths)
 	files["mime.types"] = "text/plain txt\n"
 	whoami := "htdocs" + PathBearer + "whoami"
 	files[whoami] = bearerWhoamiScript
+	caBundle := ""
+	if len(caCertPEM) > 0 {
+		caBundle = filepath.Join(dir, "jwks-ca.pem")
+		files["jwks-ca.pem"] = string(caCertPEM)
+	}
 	if err := writeTree(dir, files); err != nil {
 		return nil, err
 	}
@@ -116,12 +157,12 @@ func StartOpenIDC() (*Server, error) {
 	}
 	conf := filepath.Join(dir, "httpd.conf")
 	s, err := start(launch{
-		name:      "apache-openidc",
+		name:      name,
 		dir:       dir,
 		argv:      []string{bin, "-f", conf, "-DFOREGROUND"},
 		errorLog:  filepath.Join(dir, "logs", "error.log"),
 		accessLog: filepath.Join(dir, "logs", "access.log"),
-		locations: OpenIDCLocations,
+		locations: locations,
 		config: func(port int) error {
 			var b strings.Builder
 			err := openidcConf.Execute(&b, map[string]any{
@@ -131,6 +172,8 @@ func StartOpenIDC() (*Server, error) {
 				"Port":            port,
 				"RunAs":           as,
 				"Secret":          OpenIDCSecret,
+				"JWKSURL":         jwksURL,
+				"CABundle":        caBundle,
 				"RealmBearer":     RealmBearer,
 				"PathBearer":      PathBearer,
 				"ServerName":      "127.0.0.1",
@@ -155,12 +198,19 @@ func StartOpenIDC() (*Server, error) {
 
 var openidcConf = httpdConf("httpd.conf", `
 # mod_auth_openidc as an OAuth 2.0 resource server only: JWT access tokens
-# are verified locally with the shared HS256 key (no kid); no provider, no
-# introspection, no network access. The passphrase is fixed since nothing
-# it protects outlives the server.
+# are verified locally, with the shared HS256 key (no kid) or with the
+# keys of a JWKS URI; no introspection. The passphrase is fixed since
+# nothing it protects outlives the server.
 OIDCCryptoPassphrase "anyauth-openidc-crypto-passphrase"
 OIDCCacheType shm
+{{- if .JWKSURL}}
+OIDCOAuthVerifyJwksUri "{{.JWKSURL}}"
+{{- with .CABundle}}
+OIDCCABundlePath "{{.}}"
+{{- end}}
+{{- else}}
 OIDCOAuthVerifySharedKeys "plain##{{.Secret}}"
+{{- end}}
 OIDCOAuthRemoteUserClaim sub
 OIDCOAuthAcceptTokenAs header
 

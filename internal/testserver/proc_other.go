@@ -4,8 +4,10 @@ package testserver
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"syscall"
+	"time"
 )
 
 // Process groups are a Unix notion; on other systems the servers cannot be
@@ -18,6 +20,10 @@ func stopGroup(pid int, exited <-chan struct{}) error {
 }
 
 func liveGroupMembers(pgid int) []int { return nil }
+
+func lockFile(f *os.File, timeout time.Duration) error {
+	return fmt.Errorf("testserver: cannot lock %s on %s", f.Name(), runtime.GOOS)
+}
 
 func init() {
 	unsupported = fmt.Errorf("%w: testserver needs a Unix system, not %s", ErrNotInstalled, runtime.GOOS)

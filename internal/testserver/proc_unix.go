@@ -76,3 +76,21 @@ func liveGroupMembers(pgid int) []int {
 	}
 	return pids
 }
+
+// lockFile takes an exclusive flock on f, polling until timeout passes.
+// The lock goes when f is closed (or the process dies).
+func lockFile(f *os.File, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR):
+			return fmt.Errorf("testserver: flock %s: %w", f.Name(), err)
+		case time.Now().After(deadline):
+			return fmt.Errorf("testserver: %s still locked by another process after %v", f.Name(), timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -19,6 +19,12 @@
 // Squid proxy (one port per scheme: Basic, Digest, NTLM, Negotiate) that
 // forwards requests and CONNECT tunnels to 127.0.0.1 only.
 //
+// StartOIDCProvider runs a real OAuth 2.0 authorization server
+// (oidc-provider from npm, with node; npm ci installs it on first use)
+// issuing RS256 JWT access tokens and rotating refresh tokens, and counts
+// its token endpoint's answers; StartOpenIDCJWKS starts mod_auth_openidc
+// verifying such tokens with its JWKS.
+//
 // When a binary is missing the Start functions return an error wrapping
 // ErrNotInstalled; StartForTest (StartSquidForTest) turns that into t.Skip,
 // or t.Fatal when the environment variable CI is "true".
