@@ -85,9 +85,10 @@ const storeOpTimeout = 2 * time.Second
 const storeWaitPoll = 500 * time.Millisecond
 
 // storeRetryInterval is how long a Bearer whose store failed fetches on
-// its own before it tries the store again, so that an outage costs a
-// fetch storeOpTimeout once per interval, not every time.
-const storeRetryInterval = 5 * time.Second
+// its own before it tries the store again, so that a store that hangs
+// costs a fetch storeOpTimeout at most once per interval, not every
+// time; the next fetch after it tries the store again.
+const storeRetryInterval = time.Second
 
 // TokenKey names what a token is for: Bearers whose keys are equal share
 // their tokens through a TokenStore, and no others do. Only its Sum, a

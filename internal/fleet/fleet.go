@@ -237,11 +237,11 @@ func work(cfg Config) (Result, error) {
 func newClient(cfg Config, log *slog.Logger) (*http.Client, func(), error) {
 	base := &http.Transport{MaxIdleConnsPerHost: cfg.Goroutines + 2}
 	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: base, Timeout: 10 * time.Second})
-	cc := &clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, TokenURL: cfg.TokenURL, Scopes: cfg.Scopes}
+	cc := &clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, TokenURL: cfg.TokenURL, Scopes: cfg.Scopes, AuthStyle: oauth2.AuthStyleInHeader}
 	if cfg.Resource != "" {
 		cc.EndpointParams = map[string][]string{"resource": {cfg.Resource}}
 	}
-	oc := &oauth2.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Endpoint: oauth2.Endpoint{TokenURL: cfg.TokenURL}, Scopes: cfg.Scopes}
+	oc := &oauth2.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Endpoint: oauth2.Endpoint{TokenURL: cfg.TokenURL, AuthStyle: oauth2.AuthStyleInHeader}, Scopes: cfg.Scopes}
 	seed := &oauth2.Token{RefreshToken: cfg.RefreshToken}
 	closeAll := func() { base.CloseIdleConnections() }
 	if cfg.Cache == XOAuth2 {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/anyauth/anyauth"
+	"github.com/anyauth/anyauth/internal/fleet"
 	"github.com/anyauth/anyauth/internal/testserver"
 	"github.com/anyauth/anyauth/schemes"
 	"github.com/anyauth/anyauth/tokencache/redisstore"
@@ -45,14 +46,14 @@ type quietRedis struct{}
 func (quietRedis) Printf(context.Context, string, ...any) {}
 
 func TestMain(m *testing.M) {
+	fleet.RunWorker() // returns at once unless this process is a fleet worker
 	redis.SetLogger(quietRedis{})
 	switch os.Getenv(workerEnv) {
 	case "":
 		code := m.Run()
 		shared.r.Close()
+		closeFleetWorld()
 		os.Exit(code)
-	case "fleet":
-		fleetWorker()
 	case "hold":
 		holdWorker()
 	}
@@ -73,10 +74,7 @@ func sharedRedis(t *testing.T) *testserver.Redis {
 	t.Helper()
 	shared.once.Do(func() { shared.r, shared.err = testserver.StartRedis() })
 	if shared.err != nil {
-		if os.Getenv("CI") == "true" || !errors.Is(shared.err, testserver.ErrNotInstalled) {
-			t.Fatalf("redis-server: %v", shared.err)
-		}
-		t.Skipf("redis-server not installed (make test installs it): %v", shared.err)
+		skipOrFail(t, "redis-server", shared.err)
 	}
 	return shared.r
 }
@@ -241,120 +239,6 @@ func (l *logRecorder) all() string {
 }
 
 // --- fleet ---------------------------------------------------------------
-
-// TestFleetOneFetchPerExpiry: 4 processes x 4 goroutines, each process
-// with its own Bearer on one Redis, hammer a resource server for 8 s with
-// tokens valid 3 s (ExpiryDelta 1 s): the token endpoint sees one fetch
-// per 2 s period (+1 slack), and no request fails.
-func TestFleetOneFetchPerExpiry(t *testing.T) {
-	if testing.Short() {
-		t.Skip("8 s fleet run")
-	}
-	r := sharedRedis(t)
-	a := newAuthServer(t, 3)
-	const procs, goroutines, run = 4, 4, 8 * time.Second
-	start := time.Now()
-	results := runWorkers(t, procs, "fleet", map[string]string{
-		"REDIS_ADDR": r.Addr, "TOKEN_URL": a.token.URL, "RESOURCE_URL": a.resource.URL,
-		"RUN_MS": strconv.Itoa(int(run / time.Millisecond)), "GOROUTINES": strconv.Itoa(goroutines),
-	})
-	took := time.Since(start)
-	var ok, failed, warns int
-	for _, res := range results {
-		ok += res["ok"]
-		failed += res["failed"]
-		warns += res["warn"]
-	}
-	if warns != 0 {
-		t.Errorf("workers logged %d Warn records, want 0", warns)
-	}
-	period := time.Duration(a.expiresIn)*time.Second - time.Second // expires_in - ExpiryDelta
-	limit := int(took/period) + 1 + 1
-	t.Logf("%d processes x %d goroutines for %v: %d requests ok, %d failed; token endpoint fetches: %d (limit %d: one per %v +1 +1 slack); resource server: %d ok, %d invalid_token",
-		procs, goroutines, took.Round(time.Millisecond), ok, failed, a.hits.Load(), limit, period, a.resOK.Load(), a.res401.Load())
-	if failed != 0 || ok == 0 {
-		t.Errorf("%d requests failed, %d ok; want 0 failed", failed, ok)
-	}
-	if h := int(a.hits.Load()); h > limit {
-		t.Errorf("token endpoint saw %d fetches in %v, want <= %d", h, took, limit)
-	}
-}
-
-// runWorkers runs n worker processes of kind with env and returns the
-// key=value numbers each printed on its RESULT line.
-func runWorkers(t *testing.T, n int, kind string, env map[string]string) []map[string]int {
-	var cmds []*exec.Cmd
-	var outs []*bytes.Buffer
-	for i := 0; i < n; i++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), workerEnv+"="+kind)
-		for k, v := range env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		out := &bytes.Buffer{}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds, outs = append(cmds, cmd), append(outs, out)
-	}
-	var results []map[string]int
-	for i, cmd := range cmds {
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("worker %d: %v\n%s", i, err, outs[i])
-		}
-		res := map[string]int{}
-		sc := bufio.NewScanner(outs[i])
-		for sc.Scan() {
-			if rest, ok := strings.CutPrefix(sc.Text(), "RESULT "); ok {
-				for _, f := range strings.Fields(rest) {
-					k, v, _ := strings.Cut(f, "=")
-					res[k], _ = strconv.Atoi(v)
-				}
-			}
-		}
-		if len(res) == 0 {
-			t.Errorf("worker %d printed no RESULT:\n%s", i, outs[i])
-		}
-		results = append(results, res)
-	}
-	return results
-}
-
-// fleetWorker is one process of TestFleetOneFetchPerExpiry.
-func fleetWorker() {
-	run, _ := strconv.Atoi(os.Getenv("RUN_MS"))
-	goroutines, _ := strconv.Atoi(os.Getenv("GOROUTINES"))
-	rep := newReplica(nopTB{}, os.Getenv("REDIS_ADDR"), os.Getenv("TOKEN_URL"), os.Getenv("RESOURCE_URL"), redisstore.Options{Keys: []redisstore.Key{{ID: "a", Secret: secretA}}}, 0)
-	deadline := time.Now().Add(time.Duration(run) * time.Millisecond)
-	var ok, failed atomic.Int64
-	var wg sync.WaitGroup
-	for g := 0; g < goroutines; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(deadline) {
-				status, body, err := rep.get(os.Getenv("RESOURCE_URL") + "/x")
-				if err != nil || status != 200 {
-					failed.Add(1)
-					fmt.Printf("FAILED %d %q %v\n", status, body, err)
-				} else {
-					ok.Add(1)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-		}()
-	}
-	wg.Wait()
-	warns, _ := rep.logs.warns()
-	fmt.Printf("RESULT ok=%d failed=%d warn=%d\n", ok.Load(), failed.Load(), warns)
-}
-
-// nopTB is the testing.TB of a worker process: it has no test.
-type nopTB struct{ testing.TB }
-
-func (nopTB) Fatal(args ...any) { fmt.Println(args...); os.Exit(2) }
-func (nopTB) Helper()           {}
 
 // holdWorker takes the lease of STORE_KEY for LEASE_MS, says HELD, and
 // hangs until killed: a fetcher that dies holding the lease.
@@ -669,3 +553,5 @@ func TestContract(t *testing.T) {
 		})
 	}
 }
+
+func isNotInstalled(err error) bool { return errors.Is(err, testserver.ErrNotInstalled) }
