@@ -160,6 +160,10 @@ type Bearer struct {
 	// default.
 	StoreLease time.Duration
 
+	// dpop makes the Bearer the token cache of a DPoP scheme: its tokens
+	// must be of type DPoP. Set before the first fetch (DPoP.init).
+	dpop bool
+
 	cache tokenCache
 }
 

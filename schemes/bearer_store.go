@@ -113,11 +113,14 @@ type TokenKey struct {
 	// user of an authorization-code grant. A refresh-token Bearer with a
 	// Store must name it.
 	Subject string
+	// Binding is the thumbprint of the key a sender-constrained token is
+	// bound to (DPoP sets it): only holders of that key share it.
+	Binding string
 }
 
 // IsZero reports whether k names nothing.
 func (k TokenKey) IsZero() bool {
-	return k.TokenURL == "" && k.ClientID == "" && k.ClientSecret == "" && len(k.Scopes) == 0 && len(k.Audience) == 0 && k.Subject == ""
+	return k.TokenURL == "" && k.ClientID == "" && k.ClientSecret == "" && len(k.Scopes) == 0 && len(k.Audience) == 0 && k.Subject == "" && k.Binding == ""
 }
 
 // Sum returns k as the store sees it: the hex SHA-256 of every field,
@@ -146,6 +149,7 @@ func (k TokenKey) Sum() string {
 	list(k.Scopes)
 	list(k.Audience)
 	field(k.Subject)
+	field(k.Binding)
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -155,7 +159,7 @@ func (k TokenKey) String() string {
 	if k.ClientSecret != "" {
 		secret = "REDACTED"
 	}
-	return fmt.Sprintf("TokenKey{TokenURL:%q ClientID:%q ClientSecret:%s Scopes:%q Audience:%q Subject:%q}", k.TokenURL, k.ClientID, secret, k.Scopes, k.Audience, k.Subject)
+	return fmt.Sprintf("TokenKey{TokenURL:%q ClientID:%q ClientSecret:%s Scopes:%q Audience:%q Subject:%q Binding:%q}", k.TokenURL, k.ClientID, secret, k.Scopes, k.Audience, k.Subject, k.Binding)
 }
 
 // Format prints String whatever the verb, so the secret is never printed.

@@ -324,7 +324,11 @@ func (b *Bearer) fetchOnce(ctx context.Context, why string, attempt int, last *o
 		err = tokenError(err)
 	case t == nil || t.AccessToken == "":
 		err = errors.New("bearer: the token source returned no access token")
-	case t.TokenType != "" && !strings.EqualFold(t.TokenType, "bearer"):
+	case b.dpop && !strings.EqualFold(t.TokenType, "DPoP"):
+		// RFC 9449 §5: a DPoP-bound token says so; a Bearer token is
+		// never sent with a proof as if it were one.
+		err = fmt.Errorf("dpop: the token source returned a token of type %q, not DPoP", truncateForError(t.TokenType))
+	case !b.dpop && t.TokenType != "" && !strings.EqualFold(t.TokenType, "bearer"):
 		err = fmt.Errorf("bearer: the token source returned a token of type %q, not Bearer", truncateForError(t.TokenType))
 	}
 	if log.Enabled(ctx, slog.LevelDebug) {
