@@ -193,7 +193,9 @@ func (d *Discovery) newAnswer(issuer, tokenURL, resource string, target *url.URL
 	cfg := &clientcredentials.Config{ClientID: d.ClientID, ClientSecret: d.ClientSecret, TokenURL: tokenURL, Scopes: scopes,
 		EndpointParams: url.Values{"resource": {resource}}}
 	origin := originOfURL(target)
-	withClient := func(ctx context.Context) context.Context { return context.WithValue(ctx, oauth2.HTTPClient, d.client()) }
+	withClient := func(ctx context.Context) context.Context {
+		return context.WithValue(ctx, oauth2.HTTPClient, d.client())
+	}
 	var b *Bearer
 	var answer anyauth.Scheme
 	if d.DPoPKey != nil {
