@@ -55,7 +55,6 @@ import (
 	"github.com/anyauth/anyauth/negotiate"
 	"github.com/anyauth/anyauth/ntlm"
 	"github.com/anyauth/anyauth/schemes"
-	"golang.org/x/oauth2/clientcredentials"
 )
 
 // options are the parsed command line.
@@ -73,16 +72,20 @@ type options struct {
 	tokenCache      string
 	tokenCacheKey   string
 	tokenCachePlain bool
-	proxy           string
-	proxyUser       string
-	negotiate       bool
-	ntlm            bool
-	cacert          string
-	netrc           bool
-	insecureClear   bool
-	headers         headerList
-	parallel        int
-	urls            []string
+	// -dpop, -dpop-key, -oauth2-issuer-allow (dpop.go).
+	dpop          bool
+	dpopKey       string
+	issuers       issuerList
+	proxy         string
+	proxyUser     string
+	negotiate     bool
+	ntlm          bool
+	cacert        string
+	netrc         bool
+	insecureClear bool
+	headers       headerList
+	parallel      int
+	urls          []string
 
 	// curl's habits.
 	location        bool   // -L
@@ -149,6 +152,9 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.oauth2URL, "oauth2-token-url", "", "OAuth 2.0 token endpoint `URL`: fetch Bearer tokens with the client-credentials grant (needs -oauth2-client)")
 	fs.StringVar(&o.oauth2Client, "oauth2-client", "", "`ID:SECRET` of the OAuth 2.0 client")
 	fs.StringVar(&o.oauth2Scope, "oauth2-scope", "", "`SCOPES` to ask for, separated by spaces or commas")
+	fs.BoolVar(&o.dpop, "dpop", false, "bind the -oauth2-* tokens to a key (DPoP, RFC 9449): a new P-256 key for this run, or -dpop-key's")
+	fs.StringVar(&o.dpopKey, "dpop-key", "", "PEM `FILE` of the DPoP private key (PKCS#8, EC or RSA); implies -dpop")
+	fs.Var(&o.issuers, "oauth2-issuer-allow", "an authorization server `URL` that may get -oauth2-client's secret: discover the token endpoint from the server's challenge (RFC 9728 resource_metadata); repeatable, instead of -oauth2-token-url")
 	fs.StringVar(&o.tokenCache, "token-cache", "", "share the -oauth2-* tokens through Redis at `URL` (redis://HOST:PORT/DB): fetch processes with the same client fetch one token between them, encrypted at rest")
 	fs.StringVar(&o.tokenCacheKey, "token-cache-key", "", "`FILE` holding the -token-cache encryption key (32 bytes, 64 hex digits or base64; one a line, the first encrypts); default $"+tokenCacheKeyEnv)
 	fs.BoolVar(&o.tokenCachePlain, "token-cache-plaintext", false, "store -token-cache tokens unencrypted (no key)")
@@ -203,11 +209,20 @@ func (o *options) finish() error {
 	if o.head && (o.data != "" || o.upload != "") {
 		return usageError{"-I sends HEAD, without the body of -d or -T"}
 	}
-	if (o.oauth2URL == "") != (o.oauth2Client == "") {
-		return usageError{"-oauth2-token-url and -oauth2-client go together"}
+	if o.dpopKey != "" {
+		o.dpop = true
 	}
-	if o.tokenCache != "" && o.oauth2URL == "" {
-		return usageError{"-token-cache shares the tokens of -oauth2-token-url: give it too"}
+	if (o.oauth2URL != "" || len(o.issuers) > 0) != (o.oauth2Client != "") {
+		return usageError{"-oauth2-client goes with -oauth2-token-url or -oauth2-issuer-allow"}
+	}
+	if o.oauth2URL != "" && len(o.issuers) > 0 {
+		return usageError{"-oauth2-token-url and -oauth2-issuer-allow are two ways to find the token endpoint: give one"}
+	}
+	if o.dpop && o.oauth2Client == "" {
+		return usageError{"-dpop binds the tokens of -oauth2-client: give it too"}
+	}
+	if o.tokenCache != "" && o.oauth2Client == "" {
+		return usageError{"-token-cache shares the tokens of -oauth2-client: give it too"}
 	}
 	if (o.tokenCacheKey != "" || o.tokenCachePlain) && o.tokenCache == "" {
 		return usageError{"-token-cache-key and -token-cache-plaintext need -token-cache"}
@@ -325,27 +340,24 @@ func newTransport(o *options, targets []*url.URL, stderr io.Writer) (*anyauth.Tr
 	switch {
 	case o.bearer != "":
 		t.Schemes = append(t.Schemes, schemes.NewStaticBearer(o.bearer, origins...))
-	case o.oauth2URL != "":
-		id, secret, ok := strings.Cut(o.oauth2Client, ":")
-		if !ok {
-			return nil, usageError{"-oauth2-client wants ID:SECRET"}
+	case o.oauth2Client != "":
+		sc, b, err := oauth2Scheme(o, origins)
+		if err != nil {
+			return nil, err
 		}
-		cfg := &clientcredentials.Config{
-			ClientID:     id,
-			ClientSecret: secret,
-			TokenURL:     o.oauth2URL,
-			Scopes:       strings.FieldsFunc(o.oauth2Scope, func(r rune) bool { return r == ' ' || r == ',' }),
-		}
-		b := schemes.NewClientCredentialsBearer(cfg, origins...)
 		if o.tokenCache != "" {
 			store, closeStore, err := tokenCache(o, stderr)
 			if err != nil {
 				return nil, err
 			}
 			o.closers = append(o.closers, closeStore)
-			b.Store = store
+			if b != nil {
+				b.Store = store
+			} else {
+				sc.(*schemes.Discovery).Store = store
+			}
 		}
-		t.Schemes = append(t.Schemes, b)
+		t.Schemes = append(t.Schemes, sc)
 	}
 	if o.negotiate {
 		t.Schemes = append(t.Schemes, &negotiate.Kerberos{})

@@ -128,7 +128,7 @@ func TestFetchTokenCacheUsage(t *testing.T) {
 		{append(append([]string{}, base...), "-token-cache", "redis://127.0.0.1:1/0", "http://127.0.0.1:1/"), "-token-cache-key"},
 		{append(append([]string{}, base...), "-token-cache", "redis://127.0.0.1:1/0", "-token-cache-key", bad, "http://127.0.0.1:1/"), "not 32 bytes"},
 		{append(append([]string{}, base...), "-token-cache", "ftp://x", "-token-cache-plaintext", "http://127.0.0.1:1/"), "redis://"},
-		{[]string{"-token-cache", "redis://127.0.0.1:1/0", "http://127.0.0.1:1/"}, "-oauth2-token-url"},
+		{[]string{"-token-cache", "redis://127.0.0.1:1/0", "http://127.0.0.1:1/"}, "-oauth2-client"},
 	} {
 		t.Setenv(tokenCacheKeyEnv, "")
 		var out, errOut bytes.Buffer
