@@ -36,6 +36,9 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	benchRedis.r.Close()
+	if dpopProvider.p != nil {
+		dpopProvider.p.Close()
+	}
 	closeSquid()
 	closeAD()
 	serversMu.Lock()

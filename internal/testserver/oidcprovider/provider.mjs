@@ -172,6 +172,9 @@ const provider = new Provider(cfg.issuer, {
     RefreshToken: cfg.refreshTokenTTL,
   },
   interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+  // DPoP proofs signed with each algorithm a client may use (the default
+  // list lacks RS256).
+  enabledJWA: { dPoPSigningAlgValues: ['ES256', 'Ed25519', 'EdDSA', 'RS256', 'PS256'] },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
