@@ -69,6 +69,7 @@ type options struct {
 	oauth2URL    string
 	oauth2Client string
 	oauth2Scope  string
+	oauth1       oauth1Options // -oauth1 and -oauth1-*: see oauth1.go
 	// -token-cache: share -oauth2-* tokens through Redis.
 	tokenCache      string
 	tokenCacheKey   string
@@ -149,6 +150,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.oauth2URL, "oauth2-token-url", "", "OAuth 2.0 token endpoint `URL`: fetch Bearer tokens with the client-credentials grant (needs -oauth2-client)")
 	fs.StringVar(&o.oauth2Client, "oauth2-client", "", "`ID:SECRET` of the OAuth 2.0 client")
 	fs.StringVar(&o.oauth2Scope, "oauth2-scope", "", "`SCOPES` to ask for, separated by spaces or commas")
+	o.oauth1.addFlags(fs) // -oauth1 and -oauth1-*: see oauth1.go
 	fs.StringVar(&o.tokenCache, "token-cache", "", "share the -oauth2-* tokens through Redis at `URL` (redis://HOST:PORT/DB): fetch processes with the same client fetch one token between them, encrypted at rest")
 	fs.StringVar(&o.tokenCacheKey, "token-cache-key", "", "`FILE` holding the -token-cache encryption key (32 bytes, 64 hex digits or base64; one a line, the first encrypts); default $"+tokenCacheKeyEnv)
 	fs.BoolVar(&o.tokenCachePlain, "token-cache-plaintext", false, "store -token-cache tokens unencrypted (no key)")
@@ -346,6 +348,9 @@ func newTransport(o *options, targets []*url.URL, stderr io.Writer) (*anyauth.Tr
 			b.Store = store
 		}
 		t.Schemes = append(t.Schemes, b)
+	}
+	if err := o.oauth1.addScheme(t, origins); err != nil { // -oauth1 and -oauth1-*: see oauth1.go
+		return nil, err
 	}
 	if o.negotiate {
 		t.Schemes = append(t.Schemes, &negotiate.Kerberos{})
