@@ -1,6 +1,7 @@
 // Package schemes holds the standard HTTP authentication schemes that
-// plug into an anyauth.Transport: Basic (RFC 7617), Digest (RFC 7616) and
-// Bearer (RFC 6750, tokens from golang.org/x/oauth2).
+// plug into an anyauth.Transport: Basic (RFC 7617), Digest (RFC 7616),
+// Bearer (RFC 6750, tokens from golang.org/x/oauth2) and OAuth 1.0
+// signatures (RFC 5849, OAuth1).
 //
 // Each scheme implements anyauth.Scheme. The Transport asks it how strong
 // an answer to a challenge would be, lets it begin an anyauth.Session for

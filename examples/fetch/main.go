@@ -68,6 +68,7 @@ type options struct {
 	oauth2URL    string
 	oauth2Client string
 	oauth2Scope  string
+	oauth1       oauth1Options // -oauth1 and -oauth1-*: see oauth1.go
 	// -token-cache: share -oauth2-* tokens through Redis.
 	tokenCache      string
 	tokenCacheKey   string
@@ -155,6 +156,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.dpop, "dpop", false, "bind the -oauth2-* tokens to a key (DPoP, RFC 9449): a new P-256 key for this run, or -dpop-key's")
 	fs.StringVar(&o.dpopKey, "dpop-key", "", "PEM `FILE` of the DPoP private key (PKCS#8, EC or RSA); implies -dpop")
 	fs.Var(&o.issuers, "oauth2-issuer-allow", "an authorization server `URL` that may get -oauth2-client's secret: discover the token endpoint from the server's challenge (RFC 9728 resource_metadata); repeatable, instead of -oauth2-token-url")
+	o.oauth1.addFlags(fs) // -oauth1 and -oauth1-*: see oauth1.go
 	fs.StringVar(&o.tokenCache, "token-cache", "", "share the -oauth2-* tokens through Redis at `URL` (redis://HOST:PORT/DB): fetch processes with the same client fetch one token between them, encrypted at rest")
 	fs.StringVar(&o.tokenCacheKey, "token-cache-key", "", "`FILE` holding the -token-cache encryption key (32 bytes, 64 hex digits or base64; one a line, the first encrypts); default $"+tokenCacheKeyEnv)
 	fs.BoolVar(&o.tokenCachePlain, "token-cache-plaintext", false, "store -token-cache tokens unencrypted (no key)")
@@ -358,6 +360,9 @@ func newTransport(o *options, targets []*url.URL, stderr io.Writer) (*anyauth.Tr
 			}
 		}
 		t.Schemes = append(t.Schemes, sc)
+	}
+	if err := o.oauth1.addScheme(t, origins); err != nil { // -oauth1 and -oauth1-*: see oauth1.go
+		return nil, err
 	}
 	if o.negotiate {
 		t.Schemes = append(t.Schemes, &negotiate.Kerberos{})

@@ -25,6 +25,10 @@
 // its token endpoint's answers; StartOpenIDCJWKS starts mod_auth_openidc
 // verifying such tokens with its JWKS.
 //
+// StartOAuth1Verifier runs an OAuth 1.0 (RFC 5849) resource server:
+// oauthlib's ResourceEndpoint (Debian's python3-oauthlib) behind Python's
+// http.server, on http and https, refusing reused nonces.
+//
 // When a binary is missing the Start functions return an error wrapping
 // ErrNotInstalled; StartForTest (StartSquidForTest) turns that into t.Skip,
 // or t.Fatal when the environment variable CI is "true".
