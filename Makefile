@@ -6,7 +6,8 @@
 GO       ?= go
 PACKAGES := apache2 apache2-utils lighttpd squid krb5-kdc krb5-admin-server krb5-user \
 	libapache2-mod-auth-openidc libapache2-mod-auth-gssapi gss-ntlmssp curl heimdal-kcm \
-	samba samba-ad-dc samba-ad-provision winbind redis-server nodejs
+	samba samba-ad-dc samba-ad-provision winbind redis-server nodejs \
+	python3-oauthlib python3-jwt python3-cryptography
 
 .PHONY: deps test lint fuzz-short servers fuzz bench
 
