@@ -310,19 +310,28 @@ func (l *bearerLeg) Continue(ctx context.Context, _ *http.Response, c *anyauth.C
 		return false, nil
 	}
 	l.refreshed = true
-	h, err := l.s.b.current(ctx, l.held, l.s.log)
-	if err != nil {
-		return false, err
-	}
-	if h == l.held {
-		return false, nil // held back; current logged why
-	}
-	if h.token.AccessToken == l.held.token.AccessToken {
-		l.s.log.Debug("anyauth: bearer token not retried", "why", ErrTokenRefused.Error())
-		return false, nil
-	}
+	h, again, err := l.s.b.replaceRefused(ctx, l.held, l.s.log)
 	l.held = h
-	return true, nil
+	return again, err
+}
+
+// replaceRefused gets the token that replaces held, which a server
+// refused, and reports whether the request should be sent again with
+// it: not when MinRefreshInterval holds the refresh back, nor when the
+// source hands back the refused token.
+func (b *Bearer) replaceRefused(ctx context.Context, held *heldToken, log *slog.Logger) (*heldToken, bool, error) {
+	h, err := b.current(ctx, held, log)
+	if err != nil {
+		return held, false, err
+	}
+	if h == held {
+		return held, false, nil // held back; current logged why
+	}
+	if h.token.AccessToken == held.token.AccessToken {
+		log.Debug("anyauth: bearer token not retried", "why", ErrTokenRefused.Error())
+		return held, false, nil
+	}
+	return h, true, nil
 }
 
 // Finish accepts the response: Bearer has nothing to verify. It notes

@@ -260,15 +260,9 @@ func (l *dpopLeg) Continue(ctx context.Context, resp *http.Response, c *anyauth.
 			return false, nil
 		}
 		l.refreshed = true
-		h, err := l.s.d.current(ctx, l.held, l.s.log)
-		if err != nil {
-			return false, err
-		}
-		if h == l.held || h.token.AccessToken == l.held.token.AccessToken {
-			return false, nil
-		}
+		h, again, err := l.s.d.replaceRefused(ctx, l.held, l.s.log)
 		l.held = h
-		return true, nil
+		return again, err
 	}
 	return false, nil
 }
