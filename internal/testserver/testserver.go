@@ -23,7 +23,10 @@
 // (oidc-provider from npm, with node; npm ci installs it on first use)
 // issuing RS256 JWT access tokens and rotating refresh tokens, and counts
 // its token endpoint's answers; StartOpenIDCJWKS starts mod_auth_openidc
-// verifying such tokens with its JWKS.
+// verifying such tokens with its JWKS. StartDPoPResource (or
+// StartDPoPStack, with an oidc-provider) runs a DPoP-enforcing resource
+// server (RFC 9449, with server nonces) that publishes protected resource
+// metadata (RFC 9728), built on Auth0's express-oauth2-jwt-bearer.
 //
 // When a binary is missing the Start functions return an error wrapping
 // ErrNotInstalled; StartForTest (StartSquidForTest) turns that into t.Skip,
