@@ -18,9 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -81,11 +79,13 @@ const (
 // oidcProviderVersion is the oidc-provider release package.json pins.
 const oidcProviderVersion = "9.13.3"
 
-// minNode is the oldest node (major, minor) oidc-provider 9 runs on.
-var minNode = [2]int{20, 19}
-
-// npmCITimeout bounds one npm ci, and waiting for another process's.
-const npmCITimeout = 5 * time.Minute
+// oidcProviderPackage is the node package of provider.mjs.
+var oidcProviderPackage = nodePackage{
+	dir:     "oidcprovider",
+	script:  "provider.mjs",
+	pins:    map[string]string{"oidc-provider": oidcProviderVersion},
+	minNode: [2]int{20, 19}, // oidc-provider 9
+}
 
 // OIDCProviderOptions configure StartOIDCProvider. The zero value is
 // usable.
@@ -107,7 +107,8 @@ type OIDCProviderOptions struct {
 	// DPoPNonces makes the token endpoint require a server-provided
 	// nonce in DPoP proofs (RFC 9449 section 8): a proof without one is
 	// answered 400 use_dpop_nonce with a DPoP-Nonce header. DPoP itself
-	// is always enabled.
+	// is always enabled, with proofs signed with any asymmetric JWS
+	// algorithm (ES256/384/512, EdDSA, RS256/384/512, PS256/384/512).
 	DPoPNonces bool
 }
 
@@ -233,7 +234,7 @@ func StartOIDCProvider(opts OIDCProviderOptions) (*OIDCProvider, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkNodeVersion(node); err != nil {
+	if err := oidcProviderPackage.checkNode(node); err != nil {
 		return nil, err
 	}
 	dir, err := makeDir("oidc-provider", nil)
@@ -246,7 +247,7 @@ func StartOIDCProvider(opts OIDCProviderOptions) (*OIDCProvider, error) {
 			os.RemoveAll(dir)
 		}
 	}()
-	script, err := oidcProviderModules(node, filepath.Join(dir, "npm-ci.log"))
+	script, err := oidcProviderPackage.install(node, filepath.Join(dir, "npm-ci.log"))
 	if err != nil {
 		return nil, err
 	}
@@ -380,104 +381,6 @@ func (p *OIDCProvider) tlsTransport() *http.Transport {
 	pool.AppendCertsFromPEM(p.CACertPEM)
 	return &http.Transport{Proxy: nil, DisableKeepAlives: true,
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-}
-
-// checkNodeVersion fails with ErrNotInstalled when node is older than
-// minNode.
-func checkNodeVersion(node string) error {
-	out, err := exec.Command(node, "--version").Output()
-	if err != nil {
-		return fmt.Errorf("%w: %s --version: %v", ErrNotInstalled, node, err)
-	}
-	v := strings.TrimPrefix(strings.TrimSpace(string(out)), "v")
-	f := strings.SplitN(v, ".", 3)
-	var major, minor int
-	if len(f) >= 2 {
-		major, _ = strconv.Atoi(f[0])
-		minor, _ = strconv.Atoi(f[1])
-	}
-	if major < minNode[0] || major == minNode[0] && minor < minNode[1] {
-		return fmt.Errorf("%w: %s is node %q; oidc-provider %s needs %d.%d or later", ErrNotInstalled, node, v, oidcProviderVersion, minNode[0], minNode[1])
-	}
-	return nil
-}
-
-// oidcProviderDir is the directory of package.json and provider.mjs,
-// found from this source file so that tests of any package find it.
-func oidcProviderDir() (string, error) {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "", errors.New("testserver: cannot locate oidcprovider.go")
-	}
-	dir := filepath.Join(filepath.Dir(file), "oidcprovider")
-	if _, err := os.Stat(filepath.Join(dir, "provider.mjs")); err != nil {
-		return "", fmt.Errorf("testserver: oidc-provider script: %w", err)
-	}
-	return dir, nil
-}
-
-// oidcModulesInstalled reports whether npm ci completed in dir for the
-// pinned oidc-provider.
-func oidcModulesInstalled(dir string) bool {
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err != nil {
-		return false
-	}
-	data, err := os.ReadFile(filepath.Join(dir, "node_modules", "oidc-provider", "package.json"))
-	if err != nil {
-		return false
-	}
-	var pkg struct{ Version string }
-	return json.Unmarshal(data, &pkg) == nil && pkg.Version == oidcProviderVersion
-}
-
-// oidcProviderModules makes sure node_modules holds the pinned
-// oidc-provider, running npm ci (output to logPath) under a lock if not,
-// and returns the path of provider.mjs.
-func oidcProviderModules(node, logPath string) (string, error) {
-	dir, err := oidcProviderDir()
-	if err != nil {
-		return "", err
-	}
-	script := filepath.Join(dir, "provider.mjs")
-	if oidcModulesInstalled(dir) {
-		return script, nil
-	}
-	npm, err := findBinary("TESTSERVER_NPM", []string{"npm"}, "/usr/bin/npm")
-	if err != nil {
-		return "", err
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".npm-ci.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", fmt.Errorf("testserver: npm ci lock: %w", err)
-	}
-	defer lock.Close()
-	if err := lockFile(lock, npmCITimeout+time.Minute); err != nil {
-		return "", err
-	}
-	if oidcModulesInstalled(dir) { // another process installed meanwhile
-		return script, nil
-	}
-	cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts")
-	cmd.Dir = dir
-	// npm needs the user's environment (registry settings, CA
-	// certificates, HOME for its cache) and node in PATH.
-	cmd.Env = append(os.Environ(),
-		"PATH="+filepath.Dir(node)+string(os.PathListSeparator)+os.Getenv("PATH"),
-		"npm_config_update_notifier=false")
-	var p proc
-	if err := p.start("npm ci", cmd, logPath); err != nil {
-		return "", err
-	}
-	select {
-	case <-p.exited:
-	case <-time.After(npmCITimeout):
-		_ = p.stop()
-		return "", fmt.Errorf("testserver: npm ci in %s took more than %v\n%s", dir, npmCITimeout, tail(logPath, 4096))
-	}
-	if p.waitErr != nil || !oidcModulesInstalled(dir) {
-		return "", fmt.Errorf("testserver: npm ci in %s: %v\n%s", dir, p.waitErr, tail(logPath, 4096))
-	}
-	return script, nil
 }
 
 // tail returns the last n bytes of the file at path.

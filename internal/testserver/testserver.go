@@ -23,7 +23,10 @@
 // (oidc-provider from npm, with node; npm ci installs it on first use)
 // issuing RS256 JWT access tokens and rotating refresh tokens, and counts
 // its token endpoint's answers; StartOpenIDCJWKS starts mod_auth_openidc
-// verifying such tokens with its JWKS.
+// verifying such tokens with its JWKS. StartDPoPResource (or
+// StartDPoPStack, with an oidc-provider) runs a DPoP-enforcing resource
+// server (RFC 9449, with server nonces) that publishes protected resource
+// metadata (RFC 9728), built on Auth0's express-oauth2-jwt-bearer.
 //
 // StartOAuth1Verifier runs an OAuth 1.0 (RFC 5849) resource server:
 // oauthlib's ResourceEndpoint (Debian's python3-oauthlib) behind Python's

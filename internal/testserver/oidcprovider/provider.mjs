@@ -21,6 +21,8 @@
 //     grant.error with oidc-provider's error_detail, which the response
 //     does not carry, and grant.revoked when a grant is revoked), written
 //     synchronously before the response is sent;
+//   - DPoP proofs with any asymmetric algorithm (oidc-provider's default
+//     is ES256 and EdDSA only);
 //   - an adapter that never evicts (oidc-provider's memory adapter is an
 //     LRU of 1000 entries, which long tests could overflow).
 
@@ -172,9 +174,14 @@ const provider = new Provider(cfg.issuer, {
     RefreshToken: cfg.refreshTokenTTL,
   },
   interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
-  // DPoP proofs signed with each algorithm a client may use (the default
-  // list lacks RS256).
-  enabledJWA: { dPoPSigningAlgValues: ['ES256', 'Ed25519', 'EdDSA', 'RS256', 'PS256'] },
+  // Every asymmetric JWS algorithm for DPoP proofs, not only oidc-provider's
+  // default ES256 and EdDSA: resource servers decide what they accept.
+  enabledJWA: {
+    dPoPSigningAlgValues: [
+      'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519',
+      'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512',
+    ],
+  },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
