@@ -166,6 +166,8 @@ type recordingProvider struct {
 	up *anyauth.UserPassword
 }
 
+// Credentials asks the wrapped provider, and keeps its answer for the
+// Attempt's space.
 func (r *recordingProvider) Credentials(ctx context.Context, space *anyauth.ProtectionSpace) (*anyauth.UserPassword, error) {
 	up, err := r.inner.Credentials(ctx, space)
 	if err == nil && up != nil && sameSpace(space, &r.space) {

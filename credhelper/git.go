@@ -32,7 +32,7 @@ import (
 // (GIT_ASKPASS, core.askPass, SSH_ASKPASS) still runs, as git would run
 // it, within Timeout. Set GIT_ASKPASS to an empty value to rule it out.
 //
-// The path sent is the space's directory without its slashes
+// The path sent is the space's directory without its outer slashes
 // ("org/repo.git" for a challenge at /org/repo.git/x); git drops it
 // unless credential.useHttpPath is set. The wwwauth[] lines are the
 // challenge answered, as WithApproval hands it over (without it, the

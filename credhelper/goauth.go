@@ -21,7 +21,7 @@ import (
 //   - netrc: the user names and passwords of $NETRC or ~/.netrc;
 //   - git DIR: what "git credential fill", run in the absolute directory
 //     DIR, gives (approved and rejected after use, as the go command
-//     does);
+//     does, when the schemes are wrapped with WithApproval);
 //   - a command (words separated by spaces, '…' or "…" quoting one),
 //     which prints blocks of https URL prefixes, a blank line, request
 //     headers and a blank line; a request gets the headers of the
@@ -48,7 +48,7 @@ import (
 //
 //	g, err := credhelper.GoAuthFromEnv(anyauth.Origins{"https://git.example.com"})
 //	t := &anyauth.Transport{
-//		Schemes:     credhelper.WithApproval(append([]anyauth.Scheme{schemes.Digest{}, schemes.Basic{}}, g.Schemes()...), g),
+//		Schemes:     append(credhelper.WithApproval([]anyauth.Scheme{schemes.Digest{}, schemes.Basic{}}, g), g.Schemes()...),
 //		Credentials: g,
 //	}
 //

@@ -291,7 +291,10 @@ func (s *headerSession) Start(_ context.Context, req *http.Request) (anyauth.Leg
 	return &headerLeg{s: s, url: req.URL}, nil
 }
 
-func (s *headerSession) String() string             { return "GOAUTH session (headers REDACTED)" }
+// String describes the session without a header.
+func (s *headerSession) String() string { return "GOAUTH session (headers REDACTED)" }
+
+// Format prints String whatever the verb.
 func (s *headerSession) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
 
 // headerLeg is one request's GOAUTH headers.
@@ -365,7 +368,10 @@ func (l *headerLeg) Finish(resp *http.Response) error {
 	return nil
 }
 
-func (l *headerLeg) String() string             { return "GOAUTH leg (headers REDACTED)" }
+// String describes the leg without a header.
+func (l *headerLeg) String() string { return "GOAUTH leg (headers REDACTED)" }
+
+// Format prints String whatever the verb.
 func (l *headerLeg) Format(f fmt.State, _ rune) { io.WriteString(f, l.String()) }
 
 // validFieldName reports whether name is an RFC 9110 token.

@@ -87,10 +87,12 @@ type errTimedOut struct {
 	timeout time.Duration
 }
 
+// Error names the program and the timeout.
 func (e errTimedOut) Error() string {
 	return fmt.Sprintf("%s timed out after %v and was killed", e.name, e.timeout)
 }
 
+// Unwrap returns context.DeadlineExceeded.
 func (e errTimedOut) Unwrap() error { return context.DeadlineExceeded }
 
 // limitedBuffer keeps the first maxOutput bytes written to it and notes
@@ -101,6 +103,7 @@ type limitedBuffer struct {
 	over bool
 }
 
+// Write keeps what fits.
 func (b *limitedBuffer) Write(p []byte) (int, error) {
 	if room := maxOutput - b.Len(); len(p) > room {
 		b.over = true
