@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/Azure/go-ntlmssp v0.1.1
+	github.com/docker/docker-credential-helpers v0.9.13
 	github.com/hashicorp/go-retryablehttp v0.7.8
 	github.com/icholy/digest v1.2.0
 	github.com/jcmturner/gofork v1.7.6

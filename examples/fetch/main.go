@@ -104,6 +104,8 @@ type options struct {
 	cookieOut       string // -c
 	proxyAnyauth    bool   // -proxy-anyauth (what fetch always does)
 
+	credhelper credhelperOptions // -goauth, -git-credential (credhelper.go)
+
 	// closers release what newTransport opened (the token cache's
 	// client), when the run ends.
 	closers []func()
@@ -181,6 +183,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.cookieIn, "b", "", "read cookies from the Netscape cookie `FILE` (ignored if missing), or send them as given when the argument holds a = (\"NAME=VALUE; NAME2=VALUE2\")")
 	fs.StringVar(&o.cookieOut, "c", "", "write the run's cookies to the Netscape cookie `FILE` at the end (cookies are kept in memory for the run in any case)")
 	fs.BoolVar(&o.proxyAnyauth, "proxy-anyauth", false, "accepted for curl's sake: answering the proxy's strongest challenge is what fetch always does")
+	addCredhelperFlags(fs, &o.credhelper)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: fetch [flags] [URL ...]\n\nWith no URL, fetch runs its demo against an embedded server.\n\nflags:")
 		fs.PrintDefaults()
@@ -335,6 +338,9 @@ func newTransport(o *options, targets []*url.URL, stderr io.Writer) (*anyauth.Tr
 	}
 	if o.netrc {
 		creds = append(creds, anyauth.NetrcFromEnv())
+	}
+	if err := o.credhelper.apply(t, &creds, origins); err != nil { // credhelper.go
+		return nil, err
 	}
 	if len(creds) > 0 {
 		t.Credentials = creds

@@ -1,0 +1,71 @@
+package credhelper_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/anyauth/anyauth"
+	"github.com/anyauth/anyauth/credhelper"
+	"github.com/anyauth/anyauth/schemes"
+)
+
+// A GOAUTH command prints URL prefixes and the headers for them; the
+// scheme of GoAuth.Schemes sends those headers to https requests under
+// the prefixes, from the first request.
+func ExampleParseGoAuth() {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "X-Token: %s", r.Header.Get("X-Token"))
+	}))
+	defer srv.Close()
+
+	// GOAUTH="sh -c '...'": one block, one prefix, one header.
+	goauth := fmt.Sprintf(`sh -c 'printf "%%s\n\nX-Token: example\n\n" %s/api/'`, srv.URL)
+	g, err := credhelper.ParseGoAuth(goauth, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	client := &http.Client{Transport: &anyauth.Transport{
+		Base:        srv.Client().Transport,
+		Schemes:     append([]anyauth.Scheme{schemes.Digest{}, schemes.Basic{}}, g.Schemes()...),
+		Credentials: g, // GOAUTH's netrc and git entries: none here
+	}}
+	for _, path := range []string{"/api/items", "/elsewhere"} {
+		resp, err := client.Get(srv.URL + path)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Printf("%s: %s\n", path, body)
+	}
+	// Output:
+	// /api/items: X-Token: example
+	// /elsewhere: X-Token:
+}
+
+// Git's credential helpers answer the challenges of the origins named,
+// and learn whether their credentials worked.
+func ExampleGit() {
+	git := &credhelper.Git{Origins: anyauth.Origins{"https://git.example.com"}}
+	client := &http.Client{Transport: &anyauth.Transport{
+		// approve after a success, reject after a refusal
+		Schemes:     credhelper.WithApproval([]anyauth.Scheme{schemes.Digest{}, schemes.Basic{}}, git),
+		Credentials: git,
+	}}
+	_ = client // client.Get("https://git.example.com/org/repo.git/info/refs?service=git-upload-pack")
+}
+
+// A registry's credentials, from the helper docker login stored them
+// with.
+func ExampleDocker() {
+	docker := &credhelper.Docker{Helper: "pass", Registries: []string{"registry.example.com"}}
+	client := &http.Client{Transport: &anyauth.Transport{
+		Schemes:     credhelper.WithApproval([]anyauth.Scheme{schemes.Basic{}}, docker),
+		Credentials: anyauth.Chain{docker, anyauth.NetrcFromEnv()},
+	}}
+	_ = client // client.Get("https://registry.example.com/v2/")
+}

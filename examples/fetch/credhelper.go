@@ -1,0 +1,54 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+
+	"github.com/anyauth/anyauth"
+	"github.com/anyauth/anyauth/credhelper"
+)
+
+// This file wires fetch's -goauth and -git-credential: credentials kept
+// where Go users keep them (package credhelper).
+
+// credhelperOptions are the flags of this file.
+type credhelperOptions struct {
+	goauth        bool // -goauth
+	gitCredential bool // -git-credential
+}
+
+// addCredhelperFlags defines -goauth and -git-credential.
+func addCredhelperFlags(fs *flag.FlagSet, o *credhelperOptions) {
+	fs.BoolVar(&o.goauth, "goauth", false, "use $GOAUTH (or go env GOAUTH; default netrc) as the go command does, for the URLs' https origins only: its commands' headers from the first request, its netrc and git entries for challenges")
+	fs.BoolVar(&o.gitCredential, "git-credential", false, "answer the URLs' origins with git's credential helpers (git credential fill), approving or rejecting them after the answer; never prompts")
+}
+
+// apply adds what o asks for to t and creds, for the URLs' origins: the
+// providers go at the end of creds, the Approvers learn from Basic and
+// Digest whether their credentials worked, and GOAUTH's header scheme
+// comes after them.
+func (o *credhelperOptions) apply(t *anyauth.Transport, creds *anyauth.Chain, origins []string) error {
+	var approvers []credhelper.Approver
+	var goauth *credhelper.GoAuth
+	if o.goauth {
+		g, err := credhelper.GoAuthFromEnv(origins)
+		if err != nil {
+			return usageError{fmt.Sprintf("-goauth: %v", err)}
+		}
+		goauth = g
+		*creds = append(*creds, g)
+		approvers = append(approvers, g)
+	}
+	if o.gitCredential {
+		git := &credhelper.Git{Origins: origins}
+		*creds = append(*creds, git)
+		approvers = append(approvers, git)
+	}
+	if len(approvers) > 0 {
+		t.Schemes = credhelper.WithApproval(t.Schemes, approvers...)
+	}
+	if goauth != nil {
+		t.Schemes = append(t.Schemes, goauth.Schemes()...)
+	}
+	return nil
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// -git-credential answers the URL's origin with git's credential helpers
+// (credential-store in a temporary HOME), and -goauth with GOAUTH's
+// command, whose headers go to https only.
+func TestFetchCredentialHelpers(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	t.Setenv("GIT_CONFIG_GLOBAL", filepath.Join(home, ".gitconfig"))
+	t.Setenv("GIT_ASKPASS", "")
+	t.Setenv("NETRC", filepath.Join(home, "no-netrc"))
+	if out, err := exec.Command("git", "config", "--global", "credential.helper", "store").CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tok := r.Header.Get("X-Token"); tok != "" {
+			fmt.Fprintf(w, "token %s", tok)
+			return
+		}
+		if u, p, ok := r.BasicAuth(); ok && u == "alice" && p == "git-pw" {
+			fmt.Fprint(w, "hello alice")
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="r"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	ca := filepath.Join(home, "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
+	os.WriteFile(filepath.Join(home, ".git-credentials"), []byte(strings.Replace(srv.URL, "https://", "https://alice:git-pw@", 1)+"\n"), 0o600)
+
+	run1 := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := run(append([]string{"-cacert", ca}, args...), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	if code, out, errOut := run1("-git-credential", srv.URL+"/repo"); code != 0 || out != "hello alice" {
+		t.Errorf("-git-credential: exit %d, %q\n%s", code, out, errOut)
+	}
+	if code, out, _ := run1(srv.URL + "/repo"); code != 1 || out == "hello alice" {
+		t.Errorf("without -git-credential: exit %d, %q", code, out)
+	}
+
+	script := filepath.Join(home, "goauth-cmd")
+	os.WriteFile(script, []byte(fmt.Sprintf("#!/bin/sh\nprintf '%%s/api/\\n\\nX-Token: from-goauth\\n\\n' %q\n", srv.URL)), 0o755)
+	t.Setenv("GOAUTH", script+";git "+home)
+	if code, out, errOut := run1("-goauth", srv.URL+"/api/x"); code != 0 || out != "token from-goauth" {
+		t.Errorf("-goauth command: exit %d, %q\n%s", code, out, errOut)
+	}
+	if code, out, errOut := run1("-goauth", srv.URL+"/repo"); code != 0 || out != "hello alice" {
+		t.Errorf("-goauth git: exit %d, %q\n%s", code, out, errOut)
+	}
+	t.Setenv("GOAUTH", "off;netrc")
+	if code, _, errOut := run1("-goauth", srv.URL+"/repo"); code != 2 || !strings.Contains(errOut, "-goauth: credhelper: GOAUTH=off cannot be combined") {
+		t.Errorf("bad GOAUTH: exit %d\n%s", code, errOut)
+	}
+}
