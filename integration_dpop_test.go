@@ -11,34 +11,53 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/anyauth/anyauth"
 	"github.com/anyauth/anyauth/internal/testserver"
 	"github.com/anyauth/anyauth/schemes"
 	"golang.org/x/oauth2"
 )
 
-// oidc-provider with DPoP server nonces, started once per test binary.
-var dpopProvider struct {
+// oidc-provider with DPoP server nonces, and the DPoP resource server
+// (Auth0's express-oauth2-jwt-bearer with a nonce rotating every 25
+// requests) whose tokens it issues; started once per test binary.
+var dpopStack struct {
 	once sync.Once
 	p    *testserver.OIDCProvider
+	rs   *testserver.DPoPResource
 	err  error
 }
 
-func sharedDPoPProvider(t *testing.T) *testserver.OIDCProvider {
+const dpopNonceEvery = 25
+
+func sharedDPoPStack(t *testing.T) (*testserver.OIDCProvider, *testserver.DPoPResource) {
 	t.Helper()
-	dpopProvider.once.Do(func() {
-		dpopProvider.p, dpopProvider.err = testserver.StartOIDCProvider(testserver.OIDCProviderOptions{DPoPNonces: true})
+	dpopStack.once.Do(func() {
+		dpopStack.p, dpopStack.rs, dpopStack.err = testserver.StartDPoPStack(
+			testserver.OIDCProviderOptions{DPoPNonces: true}, testserver.DPoPResourceOptions{NonceEvery: dpopNonceEvery})
 	})
-	if err := dpopProvider.err; err != nil {
+	if err := dpopStack.err; err != nil {
 		if testserver.InCI() || !errors.Is(err, testserver.ErrNotInstalled) {
-			t.Fatalf("oidc-provider: %v", err)
+			t.Fatalf("oidc-provider and the DPoP resource server: %v", err)
 		}
-		t.Skipf("oidc-provider (node, npm) not installed (make test installs it): %v", err)
+		t.Skipf("oidc-provider or the DPoP resource server (node, npm) not installed (make test installs them): %v", err)
 	}
-	return dpopProvider.p
+	return dpopStack.p, dpopStack.rs
+}
+
+func closeDPoPStack() {
+	if dpopStack.rs != nil {
+		dpopStack.rs.Close()
+	}
+	if dpopStack.p != nil {
+		dpopStack.p.Close()
+	}
 }
 
 // jwtClaims decodes a JWT's payload without checking it.
@@ -60,7 +79,7 @@ func jwtClaims(t *testing.T, jwt string) map[string]any {
 // request meets oidc-provider's use_dpop_nonce and succeeds on its retry,
 // and the token is bound (cnf.jkt) to the key's thumbprint.
 func TestDPoPTokenFromOIDCProvider(t *testing.T) {
-	p := sharedDPoPProvider(t)
+	p, _ := sharedDPoPStack(t)
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	_, ed, _ := ed25519.GenerateKey(rand.Reader)
 	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
@@ -87,4 +106,237 @@ func TestDPoPTokenFromOIDCProvider(t *testing.T) {
 			}
 		})
 	}
+}
+
+// proofChecker is a Base that counts requests and fails any that carries
+// "Authorization: DPoP" without a DPoP proof, or a DPoP proof seen before.
+type proofChecker struct {
+	base   http.RoundTripper
+	mu     sync.Mutex
+	proofs map[string]bool
+	bad    []string
+	trips  int
+}
+
+func (c *proofChecker) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.trips++
+	auth, proof := req.Header.Get("Authorization"), req.Header.Get("DPoP")
+	switch {
+	case strings.HasPrefix(auth, "Bearer ") && proof != "":
+		c.bad = append(c.bad, "a Bearer token with a proof")
+	case strings.HasPrefix(auth, "DPoP ") && proof == "":
+		c.bad = append(c.bad, "a DPoP token without a proof")
+	case proof != "" && c.proofs[proof]:
+		c.bad = append(c.bad, "a proof sent twice")
+	}
+	if proof != "" {
+		c.proofs[proof] = true
+	}
+	c.mu.Unlock()
+	return c.base.RoundTrip(req)
+}
+
+func newProofChecker() *proofChecker {
+	return &proofChecker{base: http.DefaultTransport, proofs: map[string]bool{}}
+}
+
+func dpopGet(t *testing.T, tr http.RoundTripper, url string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// TestDPoPAgainstResourceServer: against oidc-provider and a resource
+// server that enforces DPoP with its own rotating nonces: the first
+// request meets use_dpop_nonce and succeeds on the retry; 100 sequential
+// requests cost 100 round trips plus at most one per rotation; 32
+// goroutines x 10 requests all succeed with no jti repeated; every DPoP
+// token went with a new proof.
+func TestDPoPAgainstResourceServer(t *testing.T) {
+	p, rs := sharedDPoPStack(t)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	check := newProofChecker()
+	d := schemes.NewDPoPClientCredentials(key, p.ClientCredentials(oauth2.AuthStyleInHeader), rs.URL)
+	tr := &anyauth.Transport{Base: check, Schemes: []anyauth.Scheme{d}}
+	url := rs.URL + testserver.PathDPoP + "x"
+
+	before := rs.Counts()
+	tokensBefore := p.TokenRequests()
+	if st, body := dpopGet(t, tr, url); st != 200 {
+		t.Fatalf("first request: %d %s", st, body)
+	}
+	first := rs.Counts().Sub(before)
+	t.Logf("first request: resource server %v; token endpoint %s", first.Outcomes, p.TokenRequests().Sub(tokensBefore))
+	if first.Outcomes[testserver.DPoPUseNonce] != 1 || first.Outcomes[testserver.DPoPOK] != 1 {
+		t.Errorf("first request: %v, want one use_dpop_nonce then ok", first.Outcomes)
+	}
+
+	before = rs.Counts()
+	for range 100 {
+		if st, body := dpopGet(t, tr, url); st != 200 {
+			t.Fatalf("%d %s", st, body)
+		}
+	}
+	seq := rs.Counts().Sub(before)
+	trips := 0
+	for _, n := range seq.Outcomes {
+		trips += n
+	}
+	t.Logf("100 sequential requests: %d round trips, %d nonce rotations, outcomes %v", trips, seq.NonceRotations, seq.Outcomes)
+	if trips > 101+seq.NonceRotations {
+		t.Errorf("%d round trips, want at most 101 + %d rotations", trips, seq.NonceRotations)
+	}
+
+	before = rs.Counts()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 32 {
+		wg.Go(func() {
+			for range 10 {
+				req, _ := http.NewRequest("GET", url, nil)
+				resp, err := tr.RoundTrip(req)
+				if err != nil || resp.StatusCode != 200 {
+					failed.Add(1)
+				}
+				if err == nil {
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	par := rs.Counts().Sub(before)
+	t.Logf("32 goroutines x 10: %d failed; outcomes %v, %d rotations, %d distinct jti, %d repeated", failed.Load(), par.Outcomes, par.NonceRotations, par.DistinctJTIs, par.RepeatedJTIs)
+	if failed.Load() != 0 || par.RepeatedJTIs != 0 || par.Outcomes[testserver.DPoPOK] != 320 {
+		t.Errorf("%d failed, %d repeated jti, %d ok; want 0, 0, 320", failed.Load(), par.RepeatedJTIs, par.Outcomes[testserver.DPoPOK])
+	}
+	check.mu.Lock()
+	defer check.mu.Unlock()
+	if len(check.bad) > 0 {
+		t.Errorf("sent %d bad requests, the first: %s", len(check.bad), check.bad[0])
+	}
+	if f := p.TokenRequests().Sub(tokensBefore).Success["client_credentials"]; f != 1 {
+		t.Errorf("%d tokens fetched, want 1", f)
+	}
+}
+
+// TestDPoPStolenTokenRefused: the token alone, sent as Bearer, without a
+// proof, or with a proof of another key, is refused by the resource
+// server.
+func TestDPoPStolenTokenRefused(t *testing.T) {
+	p, rs := sharedDPoPStack(t)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	d := schemes.NewDPoPClientCredentials(key, p.ClientCredentials(oauth2.AuthStyleInHeader), rs.URL)
+	tok, err := d.Fetch(context.WithValue(context.Background(), oauth2.HTTPClient, p.HTTPClient()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := rs.URL + testserver.PathDPoP + "x"
+	thief, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	stolen := schemes.NewDPoP(thief, func(context.Context) (*oauth2.Token, error) { return tok, nil }, rs.URL)
+	for name, rt := range map[string]http.RoundTripper{
+		"as Bearer":          headerRT{"Authorization": "Bearer " + tok.AccessToken},
+		"without a proof":    headerRT{"Authorization": "DPoP " + tok.AccessToken},
+		"with another's key": &anyauth.Transport{Schemes: []anyauth.Scheme{stolen}},
+	} {
+		st, body := dpopGet(t, rt, url)
+		t.Logf("stolen token %s: %d %s", name, st, strings.TrimSpace(body))
+		if st != 401 {
+			t.Errorf("stolen token %s: %d, want 401", name, st)
+		}
+	}
+}
+
+// headerRT sends requests with fixed headers.
+type headerRT map[string]string
+
+func (h headerRT) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	for k, v := range h {
+		req.Header.Set(k, v)
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// discoveryCounter counts the requests of discovery by path.
+type discoveryCounter struct {
+	mu    sync.Mutex
+	paths map[string]int
+}
+
+func (c *discoveryCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.paths[req.URL.Path]++
+	c.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestDiscoveryAgainstOIDCProvider: a client that knows only the resource
+// URL, its client ID and secret and the allowed issuer gets its 200 from
+// the DPoP resource server (as DPoP) and from its Bearer location (as
+// Bearer); a second request fetches no metadata; metadata naming another
+// resource is refused.
+func TestDiscoveryAgainstOIDCProvider(t *testing.T) {
+	p, rs := sharedDPoPStack(t)
+	for _, tc := range []struct {
+		name string
+		path string
+		dpop bool
+	}{{"DPoP", testserver.PathDPoP, true}, {"Bearer", testserver.PathBearer, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			counter := &discoveryCounter{paths: map[string]int{}}
+			cc := p.ClientCredentials(oauth2.AuthStyleInHeader)
+			d := &schemes.Discovery{ClientID: cc.ClientID, ClientSecret: cc.ClientSecret, Issuers: []string{p.Issuer},
+				HTTPClient: &http.Client{Transport: counter}}
+			if tc.dpop {
+				d.DPoPKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			}
+			check := newProofChecker()
+			tr := &anyauth.Transport{Base: check, Schemes: []anyauth.Scheme{d}}
+			before, tokens := rs.Counts(), p.TokenRequests()
+			if st, body := dpopGet(t, tr, rs.URL+tc.path+"x"); st != 200 {
+				t.Fatalf("%d %s", st, body)
+			}
+			counts := rs.Counts().Sub(before)
+			t.Logf("first request: %d round trips to the resource %v; discovery requests %v; token endpoint %s",
+				check.trips, counts.Outcomes, counter.paths, p.TokenRequests().Sub(tokens))
+			want := 2 // the challenge, the answer
+			if tc.dpop {
+				want = 3 // and the resource's nonce
+			}
+			if check.trips != want || counts.MetadataFetches != 1 || p.TokenRequests().Sub(tokens).Successes() != 1 {
+				t.Errorf("%d round trips to the resource (want %d), %d metadata fetches (want 1)", check.trips, want, counts.MetadataFetches)
+			}
+			paths := len(counter.paths)
+			if st, _ := dpopGet(t, tr, rs.URL+tc.path+"y"); st != 200 {
+				t.Fatalf("second request: %d", st)
+			}
+			if after := rs.Counts().Sub(before); after.MetadataFetches != 1 || len(counter.paths) != paths {
+				t.Errorf("second request fetched metadata: %d resource metadata fetches in all, discovery requests %v", after.MetadataFetches, counter.paths)
+			}
+		})
+	}
+	t.Run("wrong resource", func(t *testing.T) {
+		cc := p.ClientCredentials(oauth2.AuthStyleInHeader)
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		d := &schemes.Discovery{ClientID: cc.ClientID, ClientSecret: cc.ClientSecret, Issuers: []string{p.Issuer}, DPoPKey: key}
+		tokens := p.TokenRequests()
+		req, _ := http.NewRequest("GET", rs.URL+testserver.PathWrongMetadata+"x", nil)
+		resp, err := (&anyauth.Transport{Schemes: []anyauth.Scheme{d}}).RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("status %d, want an error", resp.StatusCode)
+		}
+		t.Logf("metadata naming %s: %v", testserver.DPoPWrongResource, err)
+		if !errors.Is(err, schemes.ErrDiscoveryRefused) || p.TokenRequests().Sub(tokens).Successes()+p.TokenRequests().Sub(tokens).Failures() != 0 {
+			t.Errorf("error %v, token requests %s; want ErrDiscoveryRefused and none", err, p.TokenRequests().Sub(tokens))
+		}
+	})
 }

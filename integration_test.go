@@ -36,9 +36,7 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	benchRedis.r.Close()
-	if dpopProvider.p != nil {
-		dpopProvider.p.Close()
-	}
+	closeDPoPStack()
 	closeSquid()
 	closeAD()
 	serversMu.Lock()
