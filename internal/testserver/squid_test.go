@@ -334,15 +334,14 @@ func TestSquidLargePost(t *testing.T) {
 	tr.CloseIdleConnections()
 
 	// Raw: the whole request without credentials, then again with them on
-	// the same connection. Up to 56 KiB the replay works; from 64 KiB on,
-	// Squid 5.7 answers the first request 407 with "Connection: keep-alive"
-	// but never answers the replay (the quirk is only logged, not asserted).
+	// the same connection. From 64 KiB on, Squid 5.7 answers the first
+	// request 407 with "Connection: keep-alive" but never answers the
+	// replay; on a loaded machine a 16 KiB replay stalls too. The quirk is
+	// only logged, not asserted: the Transport replays every body on a new
+	// connection (squidStallsOnLargeReplay).
 	for _, size := range []int{16 << 10, len(payload)} {
 		status, replay := rawReplay(t, sq.BasicURL, target, payload[:size], originAuth, proxyAuth)
 		t.Logf("raw %d KiB POST without credentials: %s; replay with credentials on the same connection: %s", size>>10, status, replay)
-		if size == 16<<10 && !strings.HasPrefix(replay, "200 OK") {
-			t.Errorf("16 KiB replay: %s", replay)
-		}
 	}
 
 	// net/http: first without proxy credentials, then with them, one
