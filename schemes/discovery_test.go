@@ -167,3 +167,32 @@ func TestDiscoveryCrossOriginAllowed(t *testing.T) {
 		t.Errorf("Discovery prints its secret: %s", s)
 	}
 }
+
+// TestDiscoveryMetadataCache: a second Transport on the same Discovery
+// (a new protection-space cache, so discovery runs again) reuses the
+// metadata while its max-age lasts; "no-store" metadata is fetched anew.
+func TestDiscoveryMetadataCache(t *testing.T) {
+	for _, tc := range []struct {
+		cacheControl string
+		want         int64
+	}{{"max-age=300", 1}, {"no-store", 2}} {
+		w := newDiscoveryWorld(t)
+		meta := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			w.metaHits.Add(1)
+			rw.Header().Set("Cache-Control", tc.cacheControl)
+			json.NewEncoder(rw).Encode(map[string]any{"resource": w.rs.URL, "authorization_servers": []string{w.as.URL}})
+		}))
+		defer meta.Close()
+		w.metaURL = meta.URL + "/.well-known/oauth-protected-resource"
+		d := &schemes.Discovery{ClientID: "cid", ClientSecret: "SECRET-cs", Issuers: []string{w.as.URL}, AllowCrossOriginMetadata: true}
+		for range 2 {
+			if st := getStatus(t, w.transport(d), w.rs.URL+"/api/x"); st != 200 {
+				t.Fatalf("status %d", st)
+			}
+		}
+		t.Logf("Cache-Control %s: %d resource metadata fetches for two Transports", tc.cacheControl, w.metaHits.Load())
+		if n := w.metaHits.Load(); n != tc.want {
+			t.Errorf("Cache-Control %s: %d fetches, want %d", tc.cacheControl, n, tc.want)
+		}
+	}
+}
