@@ -61,7 +61,7 @@ func (x *exchange) judgeSent(s *side, resp *http.Response, challenges []Challeng
 		if s.fromCache {
 			x.t.cache.remove(s.entry)
 		} else {
-			x.credentials(s).refuse(&s.entry.space)
+			x.credentials(s).refuse(x.ctx(), &s.entry.space)
 		}
 	}
 	s.entry, s.leg, s.fromCache = nil, nil, false

@@ -363,6 +363,43 @@ func (c Chain) Credentials(ctx context.Context, space *ProtectionSpace) (*UserPa
 	return nil, ErrNoCredentials
 }
 
+// Accepted passes the verdict to every member that is a
+// CredentialVerdicts.
+func (c Chain) Accepted(ctx context.Context, space *ProtectionSpace, up UserPassword) {
+	for _, p := range c {
+		if v, ok := p.(CredentialVerdicts); ok {
+			v.Accepted(ctx, space, up)
+		}
+	}
+}
+
+// Refused passes the verdict to every member that is a
+// CredentialVerdicts.
+func (c Chain) Refused(ctx context.Context, space *ProtectionSpace, up UserPassword) {
+	for _, p := range c {
+		if v, ok := p.(CredentialVerdicts); ok {
+			v.Refused(ctx, space, up)
+		}
+	}
+}
+
+// A CredentialVerdicts is a CredentialProvider that wants to know how
+// the credentials it gave fared, as a credential helper that stores what
+// worked and forgets what was refused (git credential approve and
+// reject). The Transport calls Accepted when a server accepted a fresh
+// answer made with credentials the provider gave for space on this
+// request, and Refused when it refused one, the credentials being those
+// it gave; neither for an answer sent from the cache, nor for schemes
+// that do not ask the provider (Bearer). They run on the request's
+// goroutine, within its context: they must not block for long. A Chain
+// passes them to every member that is a CredentialVerdicts; each should
+// act only on credentials it gave itself.
+type CredentialVerdicts interface {
+	CredentialProvider
+	Accepted(ctx context.Context, space *ProtectionSpace, up UserPassword)
+	Refused(ctx context.Context, space *ProtectionSpace, up UserPassword)
+}
+
 // requestCredentials is the provider a Transport hands to schemes during
 // one request, and the request's record of who it is in each realm:
 //   - it asks the provider once per realm and request, and gives the same
@@ -510,9 +547,23 @@ func (r *requestCredentials) identity(g *givenCredentials) identity {
 	return r.digests.identityOf(&g.up)
 }
 
-// refuse records that the credentials given for space were refused.
-func (r *requestCredentials) refuse(space *ProtectionSpace) {
+// refuse records that the credentials given for space were refused, and
+// tells the provider (CredentialVerdicts).
+func (r *requestCredentials) refuse(ctx context.Context, space *ProtectionSpace) {
 	if up, ok := r.lookup(space); ok {
 		r.refused = append(r.refused, refusedCredentials{space.AuthScheme, up})
+		if v, ok := r.provider.(CredentialVerdicts); ok {
+			v.Refused(ctx, space, up)
+		}
+	}
+}
+
+// accept tells the provider (CredentialVerdicts) that the credentials it
+// gave for space were accepted.
+func (r *requestCredentials) accept(ctx context.Context, space *ProtectionSpace) {
+	if v, ok := r.provider.(CredentialVerdicts); ok {
+		if up, ok := r.lookup(space); ok {
+			v.Accepted(ctx, space, up)
+		}
 	}
 }

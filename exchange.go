@@ -327,6 +327,9 @@ func (x *exchange) accepted(s *side, resp *http.Response) error {
 	if err := s.leg.Finish(resp); err != nil {
 		return &AuthError{Space: s.entry.space, Err: err}
 	}
+	if !s.fromCache && s.entry != nil && resp.StatusCode < 400 {
+		x.credentials(s).accept(x.ctx(), &s.entry.space)
+	}
 	x.remember(s)
 	return nil
 }
