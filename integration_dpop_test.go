@@ -8,7 +8,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -339,4 +341,35 @@ func TestDiscoveryAgainstOIDCProvider(t *testing.T) {
 			t.Errorf("error %v, token requests %s; want ErrDiscoveryRefused and none", err, p.TokenRequests().Sub(tokens))
 		}
 	})
+}
+
+// TestDPoPPostReplayedWithNewProof: a POST whose first proof lacks the
+// resource server's nonce is replayed, body and all, with a new proof.
+func TestDPoPPostReplayedWithNewProof(t *testing.T) {
+	p, rs := sharedDPoPStack(t)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	check := newProofChecker()
+	d := schemes.NewDPoPClientCredentials(key, p.ClientCredentials(oauth2.AuthStyleInHeader), rs.URL)
+	tr := &anyauth.Transport{Base: check, Schemes: []anyauth.Scheme{d}}
+	body := strings.Repeat("replayed body ", 1000)
+	req, _ := http.NewRequest("POST", rs.URL+testserver.PathDPoP+"upload", strings.NewReader(body))
+	before := rs.Counts()
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var reply testserver.DPoPReply
+	json.NewDecoder(resp.Body).Decode(&reply)
+	sum := sha256.Sum256([]byte(body))
+	counts := rs.Counts().Sub(before)
+	t.Logf("POST of %d bytes: %d, outcomes %v, the server hashed %d bytes", len(body), resp.StatusCode, counts.Outcomes, reply.BodyBytes)
+	if resp.StatusCode != 200 || reply.BodySHA256 != hex.EncodeToString(sum[:]) || counts.Outcomes[testserver.DPoPUseNonce] != 1 {
+		t.Errorf("status %d, body hash %s, outcomes %v; want 200, the body's hash, one use_dpop_nonce", resp.StatusCode, reply.BodySHA256, counts.Outcomes)
+	}
+	check.mu.Lock()
+	defer check.mu.Unlock()
+	if len(check.bad) > 0 {
+		t.Errorf("bad requests: %q", check.bad)
+	}
 }
