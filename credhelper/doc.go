@@ -6,7 +6,7 @@
 //     netrc, git DIR, and commands that print headers per URL prefix).
 //   - Git asks "git credential fill" for a user name and password, and
 //     tells the helpers whether they worked ("git credential approve" and
-//     "reject").
+//     "reject") when the Transport tells it.
 //   - Docker asks "docker-credential-NAME get" for a registry's.
 //
 // # Shapes
@@ -21,24 +21,23 @@
 // 4xx, and a provider for its netrc and git entries, which answer
 // challenges as anyauth.Netrc and Git do (see GoAuth for why).
 //
-// # Approval
+// # Verdicts
 //
 // git stores a credential when it worked and forgets it when it was
-// refused. The Transport tells a CredentialProvider nothing of the kind:
-// it asks for credentials, and the schemes' Legs alone see the server's
-// verdict (Leg.Finish for an accepted answer, Leg.Continue returning
-// false for a refused one). WithApproval therefore wraps the schemes
-// (Basic, Digest): each wrapped session notes the credentials its scheme
-// took from the provider, and reports them to the Approvers (Git, Docker,
-// GoAuth) once accepted or refused. The same wrapper hands the challenge
-// being answered to Git, for its wwwauth[] lines.
+// refused. Git, Docker and GoAuth are anyauth.CredentialVerdicts: the
+// Transport tells them how their credentials fared, with no wrapper. Once
+// a server accepted a
+// fresh answer made with their credentials (a status below 400), Git
+// runs "git credential approve"; once a server refused one, Git runs
+// "git credential reject" and forgets it, and Docker forgets it (the
+// next request asks the helper again). GoAuth passes both to its git
+// entries. Each acts only on credentials it gave itself, so they can
+// share an anyauth.Chain, which passes the verdicts on to its members.
 //
-// A hook in the Transport would do without the wrapper: an optional
-// interface of the provider, called by the exchange where it already
-// decides (exchange.accepted, after a fresh answer's Finish succeeded;
-// exchange.judgeSent, where a refused answer's credentials are recorded
-// as refused), with the space and the UserPassword the request's memo
-// gave for it.
+// WithChallenges wraps schemes for what the Transport does not tell a
+// provider: the challenge being answered, which Git hands to "git
+// credential fill" as a wwwauth[] line. Without it, Git writes that line
+// from the protection space's scheme and realm.
 //
 // # Processes
 //

@@ -30,11 +30,11 @@ import (
 // An identity token (user name "<token>", a refresh token for the
 // registry's token service) is not a password: it answers nothing.
 //
-// Answers are kept until the registry refuses them (Reject, with
-// WithApproval) or Forget, since the Transport asks on every request that
-// meets a known space and a helper may be slow (pass runs gpg); concurrent
-// questions about one registry run the helper once. Each run
-// is bounded by Timeout and the request's context: when either ends, the
+// Answers are kept until the registry refuses them (Docker is an
+// anyauth.CredentialVerdicts: the Transport calls Refused) or Forget,
+// since the Transport asks on every request that meets a known space and
+// a helper may be slow (pass runs gpg); concurrent questions about one
+// registry run the helper once. Each run is bounded by Timeout and the request's context: when either ends, the
 // helper and every process it started are killed. Errors name the helper,
 // the registry and the exit status, never what the helper printed.
 type Docker struct {
@@ -151,22 +151,22 @@ func serverAddress(space *anyauth.ProtectionSpace) string {
 	return net.JoinHostPort(space.Host, space.Port)
 }
 
-// Approve does nothing: the helper keeps what docker login stored.
-func (d *Docker) Approve(context.Context, *anyauth.ProtectionSpace, *anyauth.UserPassword) error {
-	return nil
-}
+// Accepted does nothing: the helper keeps what docker login stored. It
+// makes Docker an anyauth.CredentialVerdicts, with Refused.
+func (d *Docker) Accepted(context.Context, *anyauth.ProtectionSpace, anyauth.UserPassword) {}
 
-// Reject forgets what the helper gave for space when it is up, so that
+// Refused forgets what the helper gave for space when it is up, so that
 // the next question runs the helper again (after a docker login, say). It
-// does not erase it from the helper's store, as docker does not.
-func (d *Docker) Reject(_ context.Context, space *anyauth.ProtectionSpace, up *anyauth.UserPassword) error {
+// does not erase it from the helper's store, as docker does not. The
+// Transport calls it (anyauth.CredentialVerdicts) once a registry refused
+// a fresh answer made with up.
+func (d *Docker) Refused(_ context.Context, space *anyauth.ProtectionSpace, up anyauth.UserPassword) {
 	server := serverAddress(space)
 	d.mu.Lock()
-	if got, ok := d.cache[server]; ok && up != nil && got == *up {
+	if got, ok := d.cache[server]; ok && got == up {
 		delete(d.cache, server)
 	}
 	d.mu.Unlock()
-	return nil
 }
 
 // Forget drops every credential the Docker keeps.

@@ -65,13 +65,14 @@ func TestDockerGet(t *testing.T) {
 }
 
 // A registry's Basic challenge is answered through the Transport; a
-// refusal makes the Docker ask the helper again.
+// refusal (the Transport calls Refused, with no wrapper) makes the Docker
+// ask the helper again.
 func TestDockerThroughTransport(t *testing.T) {
 	log := dockerPath(t)
 	srv := newBasicServer(t, true, "alice", "s3cret-docker", "registry")
 	d := &credhelper.Docker{Helper: "test", Registries: []string{strings.TrimPrefix(srv.URL, "https://")}}
 	base := srv.Client().Transport
-	tr := &anyauth.Transport{Base: base, Schemes: credhelper.WithApproval([]anyauth.Scheme{schemes.Basic{}}, d), Credentials: d}
+	tr := &anyauth.Transport{Base: base, Schemes: []anyauth.Scheme{schemes.Basic{}}, Credentials: d}
 	for range 2 {
 		if status, body := get(t, tr, srv.URL+"/v2/"); status != 200 || body != "hello alice" {
 			t.Fatalf("%d %q", status, body)

@@ -48,12 +48,15 @@ func ExampleParseGoAuth() {
 }
 
 // Git's credential helpers answer the challenges of the origins named,
-// and learn whether their credentials worked.
+// and learn whether their credentials worked: the Transport tells Git,
+// which runs "git credential approve" after a success and "git credential
+// reject" after a refusal.
 func ExampleGit() {
 	git := &credhelper.Git{Origins: anyauth.Origins{"https://git.example.com"}}
 	client := &http.Client{Transport: &anyauth.Transport{
-		// approve after a success, reject after a refusal
-		Schemes:     credhelper.WithApproval([]anyauth.Scheme{schemes.Digest{}, schemes.Basic{}}, git),
+		// WithChallenges is optional: it hands git the whole challenge
+		// as a wwwauth[] line, rather than its scheme and realm.
+		Schemes:     credhelper.WithChallenges([]anyauth.Scheme{schemes.Digest{}, schemes.Basic{}}),
 		Credentials: git,
 	}}
 	_ = client // client.Get("https://git.example.com/org/repo.git/info/refs?service=git-upload-pack")
@@ -64,7 +67,9 @@ func ExampleGit() {
 func ExampleDocker() {
 	docker := &credhelper.Docker{Helper: "pass", Registries: []string{"registry.example.com"}}
 	client := &http.Client{Transport: &anyauth.Transport{
-		Schemes:     credhelper.WithApproval([]anyauth.Scheme{schemes.Basic{}}, docker),
+		Schemes: []anyauth.Scheme{schemes.Basic{}},
+		// A refusal makes docker ask the helper again (the Chain passes
+		// the Transport's verdicts on).
 		Credentials: anyauth.Chain{docker, anyauth.NetrcFromEnv()},
 	}}
 	_ = client // client.Get("https://registry.example.com/v2/")

@@ -19,7 +19,8 @@ import (
 // does over https: it runs "git credential fill" with the protection
 // space's protocol, host, path and the challenge being answered (as
 // wwwauth[] lines), and returns the user name and password the helpers
-// gave. With WithApproval it runs "git credential approve" once they
+// gave. It is an anyauth.CredentialVerdicts: the Transport tells it how
+// its credentials fared, and it runs "git credential approve" once they
 // were accepted, so that helpers which cache or store (credential-cache,
 // credential-store, a keychain) keep them, and "git credential reject"
 // once the server refused them, so that the helpers forget them.
@@ -34,13 +35,13 @@ import (
 //
 // The path sent is the space's directory without its outer slashes
 // ("org/repo.git" for a challenge at /org/repo.git/x); git drops it
-// unless credential.useHttpPath is set. The wwwauth[] lines are the
-// challenge answered, as WithApproval hands it over (without it, the
-// space's scheme and realm); git 2.41 and later pass them to the helpers,
-// earlier ones ignore them.
+// unless credential.useHttpPath is set. The wwwauth[] line is the
+// challenge answered when the schemes are wrapped with WithChallenges,
+// else the space's scheme and realm; git 2.41 and later pass it to the
+// helpers, earlier ones ignore it.
 //
 // What the helpers gave is kept, per protocol, host and path, until the
-// server refuses it (Reject) or Forget: the Transport asks its provider on
+// server refuses it (Refused) or Forget: the Transport asks its provider on
 // every request that meets a known space, and a helper may be slow (a
 // keychain, gpg). Concurrent questions about one space run one fill.
 //
@@ -226,9 +227,12 @@ func (g *Git) git(action string) *job {
 
 func (j *job) withStdin(b []byte) *job { j.stdin = b; return j }
 
-// Approve runs "git credential approve" with what fill printed, once,
-// when up is what git gave for space; otherwise it does nothing.
-func (g *Git) Approve(ctx context.Context, space *anyauth.ProtectionSpace, up *anyauth.UserPassword) error {
+// Accepted runs "git credential approve" with what fill printed, once
+// per credential, when up is what git gave for space's origin; otherwise
+// it does nothing. The Transport calls it (anyauth.CredentialVerdicts)
+// once a server accepted a fresh answer made with up. An error running
+// git is ignored, as git ignores a helper that fails to store.
+func (g *Git) Accepted(ctx context.Context, space *anyauth.ProtectionSpace, up anyauth.UserPassword) {
 	g.mu.Lock()
 	var raw []byte
 	for k, e := range g.cache {
@@ -238,17 +242,18 @@ func (g *Git) Approve(ctx context.Context, space *anyauth.ProtectionSpace, up *a
 		}
 	}
 	g.mu.Unlock()
-	if raw == nil {
-		return nil
+	if raw != nil {
+		g.git("approve").withStdin(raw).run(ctx)
 	}
-	_, _, err := g.git("approve").withStdin(raw).run(ctx)
-	return err
 }
 
-// Reject runs "git credential reject" with what fill printed, when up is
-// what git gave for space, and forgets it, so that the next question runs
-// fill again. Otherwise it does nothing.
-func (g *Git) Reject(ctx context.Context, space *anyauth.ProtectionSpace, up *anyauth.UserPassword) error {
+// Refused runs "git credential reject" with what fill printed, when up is
+// what git gave for space's origin, and forgets it, so that the next
+// question runs fill again; otherwise it does nothing. The Transport
+// calls it (anyauth.CredentialVerdicts) once a server refused a fresh
+// answer made with up. An error running git is ignored, as git ignores a
+// helper that fails to erase.
+func (g *Git) Refused(ctx context.Context, space *anyauth.ProtectionSpace, up anyauth.UserPassword) {
 	g.mu.Lock()
 	var raws [][]byte
 	for k, e := range g.cache {
@@ -258,21 +263,17 @@ func (g *Git) Reject(ctx context.Context, space *anyauth.ProtectionSpace, up *an
 		}
 	}
 	g.mu.Unlock()
-	var errs []error
 	for _, raw := range raws {
-		if _, _, err := g.git("reject").withStdin(raw).run(ctx); err != nil {
-			errs = append(errs, err)
-		}
+		g.git("reject").withStdin(raw).run(ctx)
 	}
-	return errors.Join(errs...)
 }
 
 // matches reports whether entry e, kept under k, gave up for space (on
 // any of its paths: a realm's credentials are the same in every
 // directory).
-func (g *Git) matches(k gitKey, e *gitEntry, space *anyauth.ProtectionSpace, up *anyauth.UserPassword) bool {
+func (g *Git) matches(k gitKey, e *gitEntry, space *anyauth.ProtectionSpace, up anyauth.UserPassword) bool {
 	want := keyOf(space)
-	return up != nil && k.protocol == want.protocol && k.host == want.host && e.up == *up
+	return k.protocol == want.protocol && k.host == want.host && e.up == up
 }
 
 // Forget drops every credential the Git keeps; the next question runs

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,15 +15,55 @@ import (
 	"github.com/anyauth/anyauth"
 	"github.com/anyauth/anyauth/credhelper"
 	"github.com/anyauth/anyauth/schemes"
+	"github.com/mccutchen/go-httpbin/v2/httpbin"
 )
 
 // gitTransport returns a Transport answering Basic and Digest with git's
-// credentials, approved and rejected.
+// credentials, the schemes wrapped with WithChallenges. The Transport
+// tells git whether they worked.
 func gitTransport(git *credhelper.Git) *anyauth.Transport {
 	return &anyauth.Transport{
-		Schemes:     credhelper.WithApproval([]anyauth.Scheme{schemes.Digest{}, schemes.Basic{}}, git),
+		Schemes:     credhelper.WithChallenges([]anyauth.Scheme{schemes.Digest{}, schemes.Basic{}}),
 		Credentials: git,
 	}
+}
+
+// gitTransports are the ways a Git is given to a Transport: with the
+// schemes wrapped by WithChallenges, bare (no wrapper at all), and in a
+// Chain after a provider that has nothing for the origin.
+var gitTransports = []struct {
+	name string
+	make func(git *credhelper.Git) *anyauth.Transport
+}{
+	{"WithChallenges", gitTransport},
+	{"bare", func(git *credhelper.Git) *anyauth.Transport {
+		return &anyauth.Transport{Schemes: []anyauth.Scheme{schemes.Digest{}, schemes.Basic{}}, Credentials: git}
+	}},
+	{"Chain", func(git *credhelper.Git) *anyauth.Transport {
+		return &anyauth.Transport{
+			Schemes:     []anyauth.Scheme{schemes.Digest{}, schemes.Basic{}},
+			Credentials: anyauth.Chain{anyauth.ForOrigin("https://elsewhere.example.com", "x", "y"), git},
+		}
+	}},
+}
+
+// actionLogger configures, before credential-store, a helper that answers
+// nothing and appends each action git runs it with (get, store, erase) to
+// the file it returns.
+func actionLogger(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "actions.log")
+	gitConfig(t, "credential.helper", writeScript(t, dir, "action-logger", fmt.Sprintf("echo \"$1\" >>%q\ncat >/dev/null\n", log)))
+	gitConfig(t, "credential.helper", "store")
+	return log
+}
+
+// storeLine is srv's line in credential-store's file for user:pass
+// (credential-store percent-encodes the host's colon).
+func storeLine(rawURL, user, pass string) string {
+	u := strings.Replace(rawURL, "://", "://"+user+":"+pass+"@", 1)
+	return strings.Replace(u, "127.0.0.1:", "127.0.0.1%3a", 1)
 }
 
 // gitRecorder returns a program that logs what each git run read on stdin
@@ -63,75 +105,98 @@ func TestGitCredentialStore(t *testing.T) {
 }
 
 // The challenge goes to "git credential fill" as a wwwauth[] line, with
-// the protocol, host and path. git 2.39 does not hand it to the helpers
-// (2.41 and later do); the fill works either way.
+// the protocol, host and path: the challenge as sent with
+// WithChallenges, its scheme and realm without. git 2.39 does not hand
+// it to the helpers (2.41 and later do); the fill works either way.
 func TestGitWWWAuthPassed(t *testing.T) {
-	gitHome(t)
-	dir := t.TempDir()
-	helperLog := filepath.Join(dir, "helper.log")
-	helper := writeScript(t, dir, "helper", fmt.Sprintf(`{ echo "== $1"; cat; } >>%q
+	for _, tc := range []struct {
+		name    string
+		wrap    func([]anyauth.Scheme) []anyauth.Scheme
+		wwwauth string
+	}{
+		{"WithChallenges", credhelper.WithChallenges, `wwwauth[]=Basic realm="my repo", charset=UTF-8`},
+		{"bare", func(s []anyauth.Scheme) []anyauth.Scheme { return s }, `wwwauth[]=Basic realm="my repo"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gitHome(t)
+			dir := t.TempDir()
+			helperLog := filepath.Join(dir, "helper.log")
+			helper := writeScript(t, dir, "helper", fmt.Sprintf(`{ echo "== $1"; cat; } >>%q
 [ "$1" = get ] && printf 'username=bob\npassword=helper-pw\n'
 exit 0
 `, helperLog))
-	gitConfig(t, "credential.helper", helper)
-	srv := newBasicServer(t, false, "bob", "helper-pw", "my repo")
-	log := filepath.Join(dir, "git.log")
-	git := &credhelper.Git{Origins: anyauth.Origins{srv.URL}, Program: gitRecorder(t, dir, log)}
-	if status, body := get(t, gitTransport(git), srv.URL+"/org/repo.git/info/refs"); status != 200 || body != "hello bob" {
-		t.Fatalf("%d %q", status, body)
+			gitConfig(t, "credential.helper", helper)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if u, p, ok := r.BasicAuth(); !ok || u != "bob" || p != "helper-pw" {
+					w.Header().Set("WWW-Authenticate", `Basic realm="my repo", charset="UTF-8"`)
+					w.WriteHeader(http.StatusUnauthorized)
+					return
+				}
+				w.Write([]byte("hello bob"))
+			}))
+			defer srv.Close()
+			log := filepath.Join(dir, "git.log")
+			git := &credhelper.Git{Origins: anyauth.Origins{srv.URL}, Program: gitRecorder(t, dir, log)}
+			tr := &anyauth.Transport{Schemes: tc.wrap([]anyauth.Scheme{schemes.Digest{}, schemes.Basic{}}), Credentials: git}
+			if status, body := get(t, tr, srv.URL+"/org/repo.git/info/refs"); status != 200 || body != "hello bob" {
+				t.Fatalf("%d %q", status, body)
+			}
+			host := strings.TrimPrefix(srv.URL, "http://")
+			fill := readFile(t, log)
+			for _, want := range []string{"protocol=http\n", "host=" + host + "\n", "path=org/repo.git/info\n", tc.wwwauth + "\n"} {
+				if !strings.Contains(fill, want) {
+					t.Errorf("git credential fill read no %q:\n%s", want, fill)
+				}
+			}
+			got := readFile(t, helperLog)
+			if !strings.Contains(got, "== get\n") || !strings.Contains(got, "host="+host+"\n") {
+				t.Fatalf("the helper was not asked for %s:\n%s", host, got)
+			}
+			major, minor := gitVersion(t)
+			forwards := major > 2 || (major == 2 && minor >= 41)
+			if has := strings.Contains(got, "wwwauth[]="); has != forwards {
+				t.Errorf("git %d.%d: helper got wwwauth[] %t, want %t:\n%s", major, minor, has, forwards, got)
+			}
+			t.Logf("git %d.%d: the helper got wwwauth[] lines: %t", major, minor, forwards)
+		})
 	}
-	host := strings.TrimPrefix(srv.URL, "http://")
-	fill := readFile(t, log)
-	for _, want := range []string{"protocol=http\n", "host=" + host + "\n", "path=org/repo.git/info\n", `wwwauth[]=Basic realm="my repo"` + "\n"} {
-		if !strings.Contains(fill, want) {
-			t.Errorf("git credential fill read no %q:\n%s", want, fill)
-		}
-	}
-	got := readFile(t, helperLog)
-	if !strings.Contains(got, "== get\n") || !strings.Contains(got, "host="+host+"\n") {
-		t.Fatalf("the helper was not asked for %s:\n%s", host, got)
-	}
-	major, minor := gitVersion(t)
-	forwards := major > 2 || (major == 2 && minor >= 41)
-	if has := strings.Contains(got, "wwwauth[]="); has != forwards {
-		t.Errorf("git %d.%d: helper got wwwauth[] %t, want %t:\n%s", major, minor, has, forwards, got)
-	}
-	t.Logf("git %d.%d: the helper got wwwauth[] lines: %t", major, minor, forwards)
 }
 
 // After a 200, "git credential approve" makes the helpers store what
 // fill gave (here credential-store, behind a helper that only answers
-// get), once for many requests.
+// get), once for many requests: the Transport tells Git, with or without
+// WithChallenges, and through a Chain; nothing else approves.
 func TestGitApproveStores(t *testing.T) {
-	home := gitHome(t)
-	dir := t.TempDir()
-	helperLog := filepath.Join(dir, "helper.log")
-	helper := writeScript(t, dir, "helper", fmt.Sprintf(`echo "$1" >>%q
+	for _, tc := range gitTransports {
+		t.Run(tc.name, func(t *testing.T) {
+			home := gitHome(t)
+			dir := t.TempDir()
+			helperLog := filepath.Join(dir, "helper.log")
+			helper := writeScript(t, dir, "helper", fmt.Sprintf(`echo "$1" >>%q
 cat >/dev/null
 [ "$1" = get ] && printf 'username=carol\npassword=approved-pw\n'
 exit 0
 `, helperLog))
-	gitConfig(t, "credential.helper", helper)
-	gitConfig(t, "credential.helper", "store")
-	srv := newBasicServer(t, false, "carol", "approved-pw", "r")
-	store := filepath.Join(home, ".git-credentials")
-	if got := readFile(t, store); got != "" {
-		t.Fatalf("store not empty before: %q", got)
-	}
-	git := &credhelper.Git{Origins: anyauth.Origins{srv.URL}}
-	tr := gitTransport(git)
-	for range 3 {
-		if status, _ := get(t, tr, srv.URL+"/x"); status != 200 {
-			t.Fatalf("status %d", status)
-		}
-	}
-	// credential-store percent-encodes the host's colon.
-	want := strings.Replace(strings.Replace(srv.URL, "http://", "http://carol:approved-pw@", 1), "127.0.0.1:", "127.0.0.1%3a", 1)
-	if got := readFile(t, store); strings.TrimSpace(got) != want {
-		t.Errorf("credential-store holds %q after approve, want %q", got, want)
-	}
-	if calls := readFile(t, helperLog); calls != "get\nstore\n" {
-		t.Errorf("helper calls %q, want get then one store", calls)
+			gitConfig(t, "credential.helper", helper)
+			gitConfig(t, "credential.helper", "store")
+			srv := newBasicServer(t, false, "carol", "approved-pw", "r")
+			store := filepath.Join(home, ".git-credentials")
+			if got := readFile(t, store); got != "" {
+				t.Fatalf("store not empty before: %q", got)
+			}
+			tr := tc.make(&credhelper.Git{Origins: anyauth.Origins{srv.URL}})
+			for range 3 {
+				if status, _ := get(t, tr, srv.URL+"/x"); status != 200 {
+					t.Fatalf("status %d", status)
+				}
+			}
+			if got, want := strings.TrimSpace(readFile(t, store)), storeLine(srv.URL, "carol", "approved-pw"); got != want {
+				t.Errorf("credential-store holds %q after approve, want %q", got, want)
+			}
+			if calls := readFile(t, helperLog); calls != "get\nstore\n" {
+				t.Errorf("helper calls %q, want get then one store", calls)
+			}
+		})
 	}
 }
 
@@ -139,28 +204,86 @@ exit 0
 // the helpers erase them; the next request asks git again, which has
 // none.
 func TestGitRejectErases(t *testing.T) {
-	home := gitHome(t)
-	gitConfig(t, "credential.helper", "store")
-	srv := newBasicServer(t, false, "alice", "right-pw", "r")
-	store := filepath.Join(home, ".git-credentials")
-	wrong := strings.Replace(srv.URL, "http://", "http://alice:wrong-pw@", 1)
-	if err := os.WriteFile(store, []byte(wrong+"\n"), 0o600); err != nil {
-		t.Fatal(err)
+	for _, tc := range gitTransports {
+		t.Run(tc.name, func(t *testing.T) {
+			home := gitHome(t)
+			actions := actionLogger(t)
+			srv := newBasicServer(t, false, "alice", "right-pw", "r")
+			store := filepath.Join(home, ".git-credentials")
+			if err := os.WriteFile(store, []byte(storeLine(srv.URL, "alice", "wrong-pw")+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			tr := tc.make(&credhelper.Git{Origins: anyauth.Origins{srv.URL}})
+			if status, _ := get(t, tr, srv.URL+"/x"); status != 401 {
+				t.Fatalf("status %d, want 401", status)
+			}
+			if got := readFile(t, store); strings.Contains(got, "wrong-pw") {
+				t.Errorf("credential-store still holds the refused credential: %q", got)
+			}
+			if got := readFile(t, actions); got != "get\nerase\n" {
+				t.Errorf("helper calls %q, want get, erase", got)
+			}
+			before := srv.requests.Load()
+			if status, _ := get(t, tr, srv.URL+"/x"); status != 401 {
+				t.Fatalf("second request: status %d, want 401", status)
+			}
+			if n := srv.requests.Load() - before; n != 1 {
+				t.Errorf("second request took %d round trips, want 1 (no credentials left)", n)
+			}
+			if got := readFile(t, actions); got != "get\nerase\nget\n" {
+				t.Errorf("helper calls %q, want get, erase, then get for the second request", got)
+			}
+		})
 	}
-	git := &credhelper.Git{Origins: anyauth.Origins{srv.URL}}
-	tr := gitTransport(git)
-	if status, _ := get(t, tr, srv.URL+"/x"); status != 401 {
-		t.Fatalf("status %d, want 401", status)
-	}
-	if got := readFile(t, store); strings.Contains(got, "wrong-pw") {
-		t.Errorf("credential-store still holds the refused credential: %q", got)
-	}
-	before := srv.requests.Load()
-	if status, _ := get(t, tr, srv.URL+"/x"); status != 401 {
-		t.Fatalf("second request: status %d, want 401", status)
-	}
-	if n := srv.requests.Load() - before; n != 1 {
-		t.Errorf("second request took %d round trips, want 1 (no credentials left)", n)
+}
+
+// Digest as Basic: credential-store's credentials approved once for
+// many requests, a wrong password rejected; a 404 to an answer is
+// neither.
+func TestGitVerdictsDigest(t *testing.T) {
+	bin := httptest.NewServer(httpbin.New())
+	defer bin.Close()
+	// A Digest challenge, then 404 to any answer.
+	notFound := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "" {
+			w.Header().Set("WWW-Authenticate", `Digest realm="a", nonce="n1", qop="auth", algorithm=SHA-256`)
+			w.WriteHeader(401)
+			return
+		}
+		w.WriteHeader(404)
+	}))
+	defer notFound.Close()
+	const digestPath = "/digest-auth/auth/user/passwd/SHA-256"
+	for _, tc := range []struct {
+		name, origin, path, password string
+		requests, status             int
+		actions                      string
+		kept                         bool
+	}{
+		{"accepted", bin.URL, digestPath, "passwd", 3, 200, "get\nstore\n", true},
+		{"refused", bin.URL, digestPath, "wrong", 1, 401, "get\nerase\n", false},
+		{"404", notFound.URL, "/x", "passwd", 1, 404, "get\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := gitHome(t)
+			actions := actionLogger(t)
+			store := filepath.Join(home, ".git-credentials")
+			if err := os.WriteFile(store, []byte(storeLine(tc.origin, "user", tc.password)+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			tr := &anyauth.Transport{Schemes: []anyauth.Scheme{schemes.Digest{}}, Credentials: &credhelper.Git{Origins: anyauth.Origins{tc.origin}}}
+			for range tc.requests {
+				if status, _ := get(t, tr, tc.origin+tc.path); status != tc.status {
+					t.Fatalf("status %d, want %d", status, tc.status)
+				}
+			}
+			if got := readFile(t, actions); got != tc.actions {
+				t.Errorf("helper calls %q, want %q", got, tc.actions)
+			}
+			if got := readFile(t, store); strings.Contains(got, ":"+tc.password+"@") != tc.kept {
+				t.Errorf("credential-store holds %q, want the credential kept: %t", got, tc.kept)
+			}
+		})
 	}
 }
 

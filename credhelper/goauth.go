@@ -21,7 +21,7 @@ import (
 //   - netrc: the user names and passwords of $NETRC or ~/.netrc;
 //   - git DIR: what "git credential fill", run in the absolute directory
 //     DIR, gives (approved and rejected after use, as the go command
-//     does, when the schemes are wrapped with WithApproval);
+//     does);
 //   - a command (words separated by spaces, '…' or "…" quoting one),
 //     which prints blocks of https URL prefixes, a blank line, request
 //     headers and a blank line; a request gets the headers of the
@@ -43,12 +43,13 @@ import (
 // entry that has credentials wins, as in the go command). They are sent
 // when the server asks for them rather than on every request, so a
 // password never goes to a server that did not challenge and Digest
-// servers are answered too; GoAuth is an Approver for its git entries
-// (see WithApproval).
+// servers are answered too. GoAuth is an anyauth.CredentialVerdicts:
+// the Transport tells it whether they worked, and its git entries approve
+// or reject what they gave.
 //
 //	g, err := credhelper.GoAuthFromEnv(anyauth.Origins{"https://git.example.com"})
 //	t := &anyauth.Transport{
-//		Schemes:     append(credhelper.WithApproval([]anyauth.Scheme{schemes.Digest{}, schemes.Basic{}}, g), g.Schemes()...),
+//		Schemes:     append(credhelper.WithChallenges([]anyauth.Scheme{schemes.Digest{}, schemes.Basic{}}), g.Schemes()...),
 //		Credentials: g,
 //	}
 //
@@ -260,26 +261,25 @@ func (g *GoAuth) Credentials(ctx context.Context, space *anyauth.ProtectionSpace
 	return nil, fmt.Errorf("credhelper: GOAUTH: %w: no netrc or git entry has credentials for %s", anyauth.ErrNoCredentials, space.Origin())
 }
 
-// Approve approves up with the git entries that gave it.
-func (g *GoAuth) Approve(ctx context.Context, space *anyauth.ProtectionSpace, up *anyauth.UserPassword) error {
-	var errs []error
+// Accepted passes the verdict to the git entries, each of which
+// approves up when it gave it (see Git.Accepted). The Transport calls it
+// (anyauth.CredentialVerdicts); netrc entries have nothing to learn.
+func (g *GoAuth) Accepted(ctx context.Context, space *anyauth.ProtectionSpace, up anyauth.UserPassword) {
 	for _, e := range g.entries {
 		if e.git != nil {
-			errs = append(errs, e.git.Approve(ctx, space, up))
+			e.git.Accepted(ctx, space, up)
 		}
 	}
-	return errors.Join(errs...)
 }
 
-// Reject rejects up with the git entries that gave it.
-func (g *GoAuth) Reject(ctx context.Context, space *anyauth.ProtectionSpace, up *anyauth.UserPassword) error {
-	var errs []error
+// Refused passes the verdict to the git entries, each of which rejects
+// and forgets up when it gave it (see Git.Refused).
+func (g *GoAuth) Refused(ctx context.Context, space *anyauth.ProtectionSpace, up anyauth.UserPassword) {
 	for _, e := range g.entries {
 		if e.git != nil {
-			errs = append(errs, e.git.Reject(ctx, space, up))
+			e.git.Refused(ctx, space, up)
 		}
 	}
-	return errors.Join(errs...)
 }
 
 // String lists the entries, commands by their program only; it never

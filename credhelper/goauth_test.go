@@ -56,7 +56,7 @@ func newTokenServer(t *testing.T, tls bool, want string, status int) *tokenServe
 func goauthTransport(g *credhelper.GoAuth, base http.RoundTripper) *anyauth.Transport {
 	return &anyauth.Transport{
 		Base:        base,
-		Schemes:     append(credhelper.WithApproval([]anyauth.Scheme{schemes.Digest{}, schemes.Basic{}}, g), g.Schemes()...),
+		Schemes:     append(credhelper.WithChallenges([]anyauth.Scheme{schemes.Digest{}, schemes.Basic{}}), g.Schemes()...),
 		Credentials: g,
 	}
 }
@@ -290,6 +290,60 @@ func TestGoAuthGit(t *testing.T) {
 	other := newBasicServer(t, true, "alice", "git-pw", "r")
 	if status, _ := get(t, goauthTransport(g, other.Client().Transport), other.URL+"/x"); status != 401 {
 		t.Errorf("an origin not given: status %d, want 401", status)
+	}
+}
+
+// The Transport tells GoAuth how its git entry's credentials fared, with
+// no wrapper: approved after a 200 (once), rejected after a 401; netrc's
+// credentials tell git nothing.
+func TestGoAuthGitVerdicts(t *testing.T) {
+	home := gitHome(t)
+	actions := actionLogger(t)
+	srv := newBasicServer(t, true, "alice", "git-pw", "r")
+	store := filepath.Join(home, ".git-credentials")
+	os.WriteFile(store, []byte(storeLine(srv.URL, "alice", "git-pw")+"\n"), 0o600)
+	t.Setenv("NETRC", filepath.Join(home, "none"))
+	g, err := credhelper.ParseGoAuth("netrc;git "+home, anyauth.Origins{srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &anyauth.Transport{Base: srv.Client().Transport, Schemes: []anyauth.Scheme{schemes.Basic{}}, Credentials: g}
+	for range 2 {
+		if status, body := get(t, tr, srv.URL+"/x"); status != 200 || body != "hello alice" {
+			t.Fatalf("%d %q", status, body)
+		}
+	}
+	if got := readFile(t, actions); got != "get\nstore\n" {
+		t.Errorf("after 200s: helper calls %q, want get then one store", got)
+	}
+	srv.pass.Store("rotated")
+	if status, _ := get(t, tr, srv.URL+"/x"); status != 401 {
+		t.Fatalf("status %d after the password changed, want 401", status)
+	}
+	if got := readFile(t, actions); got != "get\nstore\nerase\n" {
+		t.Errorf("after a 401: helper calls %q, want get, store, erase", got)
+	}
+	if got := readFile(t, store); strings.Contains(got, "git-pw") {
+		t.Errorf("credential-store still holds the refused credential: %q", got)
+	}
+
+	// netrc answers first: git is not asked, and told nothing.
+	home2 := gitHome(t)
+	actions2 := actionLogger(t)
+	os.WriteFile(filepath.Join(home2, ".git-credentials"), []byte(storeLine(srv.URL, "alice", "rotated")+"\n"), 0o600)
+	netrc := filepath.Join(t.TempDir(), "netrc")
+	os.WriteFile(netrc, []byte("machine 127.0.0.1 login alice password rotated\n"), 0o600)
+	t.Setenv("NETRC", netrc)
+	g2, err := credhelper.ParseGoAuth("netrc;git "+home2, anyauth.Origins{srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr = &anyauth.Transport{Base: srv.Client().Transport, Schemes: []anyauth.Scheme{schemes.Basic{}}, Credentials: g2}
+	if status, _ := get(t, tr, srv.URL+"/x"); status != 200 {
+		t.Fatalf("netrc: status %d", status)
+	}
+	if got := readFile(t, actions2); got != "" {
+		t.Errorf("netrc's credentials: git ran %q", got)
 	}
 }
 

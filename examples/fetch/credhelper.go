@@ -24,11 +24,11 @@ func addCredhelperFlags(fs *flag.FlagSet, o *credhelperOptions) {
 }
 
 // apply adds what o asks for to t and creds, for the URLs' origins: the
-// providers go at the end of creds, the Approvers learn from Basic and
-// Digest whether their credentials worked, and GOAUTH's header scheme
+// providers go at the end of creds (the Transport tells them through the
+// Chain whether their credentials worked), the schemes so far (Basic,
+// Digest) hand git the challenges they answer, and GOAUTH's header scheme
 // comes after them.
 func (o *credhelperOptions) apply(t *anyauth.Transport, creds *anyauth.Chain, origins []string) error {
-	var approvers []credhelper.Approver
 	var goauth *credhelper.GoAuth
 	if o.goauth {
 		g, err := credhelper.GoAuthFromEnv(origins)
@@ -37,15 +37,13 @@ func (o *credhelperOptions) apply(t *anyauth.Transport, creds *anyauth.Chain, or
 		}
 		goauth = g
 		*creds = append(*creds, g)
-		approvers = append(approvers, g)
 	}
 	if o.gitCredential {
 		git := &credhelper.Git{Origins: origins}
 		*creds = append(*creds, git)
-		approvers = append(approvers, git)
 	}
-	if len(approvers) > 0 {
-		t.Schemes = credhelper.WithApproval(t.Schemes, approvers...)
+	if o.goauth || o.gitCredential {
+		t.Schemes = credhelper.WithChallenges(t.Schemes)
 	}
 	if goauth != nil {
 		t.Schemes = append(t.Schemes, goauth.Schemes()...)

@@ -14,8 +14,9 @@ import (
 )
 
 // -git-credential answers the URL's origin with git's credential helpers
-// (credential-store in a temporary HOME), and -goauth with GOAUTH's
-// command, whose headers go to https only.
+// (credential-store in a temporary HOME), which forget a refused
+// password, and -goauth with GOAUTH's command, whose headers go to https
+// only.
 func TestFetchCredentialHelpers(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git not installed")
@@ -67,6 +68,18 @@ func TestFetchCredentialHelpers(t *testing.T) {
 	if code, out, errOut := run1("-goauth", srv.URL+"/repo"); code != 0 || out != "hello alice" {
 		t.Errorf("-goauth git: exit %d, %q\n%s", code, out, errOut)
 	}
+
+	// A refused password: the Transport tells git through fetch's Chain,
+	// and git credential reject erases it from credential-store.
+	store := filepath.Join(home, ".git-credentials")
+	os.WriteFile(store, []byte(strings.Replace(srv.URL, "https://", "https://alice:wrong-pw@", 1)+"\n"), 0o600)
+	if code, out, _ := run1("-git-credential", srv.URL+"/repo"); code != 1 || out == "hello alice" {
+		t.Errorf("-git-credential, wrong password: exit %d, %q", code, out)
+	}
+	if b, _ := os.ReadFile(store); strings.Contains(string(b), "wrong-pw") {
+		t.Errorf("-git-credential: credential-store still holds the refused password: %q", b)
+	}
+
 	t.Setenv("GOAUTH", "off;netrc")
 	if code, _, errOut := run1("-goauth", srv.URL+"/repo"); code != 2 || !strings.Contains(errOut, "-goauth: credhelper: GOAUTH=off cannot be combined") {
 		t.Errorf("bad GOAUTH: exit %d\n%s", code, errOut)

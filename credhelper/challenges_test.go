@@ -12,101 +12,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/anyauth/anyauth"
 	"github.com/anyauth/anyauth/credhelper"
 	"github.com/anyauth/anyauth/schemes"
-	"github.com/mccutchen/go-httpbin/v2/httpbin"
 )
 
-// verdicts records what an Approver is told.
-type verdicts struct {
-	mu   sync.Mutex
-	list []string
-}
-
-func (v *verdicts) add(what string, space *anyauth.ProtectionSpace, up *anyauth.UserPassword) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.list = append(v.list, what+" "+space.AuthScheme+" "+up.Username+":"+up.Password)
-	return nil
-}
-
-func (v *verdicts) Approve(_ context.Context, space *anyauth.ProtectionSpace, up *anyauth.UserPassword) error {
-	return v.add("approve", space, up)
-}
-
-func (v *verdicts) Reject(_ context.Context, space *anyauth.ProtectionSpace, up *anyauth.UserPassword) error {
-	return v.add("reject", space, up)
-}
-
-func (v *verdicts) String() string {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return strings.Join(v.list, "; ")
-}
-
-// Digest through WithApproval: accepted once per session, refused when
-// the password is wrong; nothing for a 404 or a challenge of another
-// realm.
-func TestWithApprovalDigest(t *testing.T) {
-	srv := httptest.NewServer(httpbin.New())
-	defer srv.Close()
-	v := &verdicts{}
-	tr := &anyauth.Transport{
-		Schemes:     credhelper.WithApproval([]anyauth.Scheme{schemes.Digest{}}, v),
-		Credentials: anyauth.ForOrigin(srv.URL, "user", "passwd"),
-	}
-	for range 3 {
-		if status, _ := get(t, tr, srv.URL+"/digest-auth/auth/user/passwd/SHA-256"); status != 200 {
-			t.Fatalf("status %d", status)
-		}
-	}
-	if got := v.String(); got != "approve Digest user:passwd" {
-		t.Errorf("after 3 requests: %s", got)
-	}
-	v.list = nil
-	tr = &anyauth.Transport{
-		Schemes:     credhelper.WithApproval([]anyauth.Scheme{schemes.Digest{}}, v),
-		Credentials: anyauth.ForOrigin(srv.URL, "user", "wrong"),
-	}
-	if status, _ := get(t, tr, srv.URL+"/digest-auth/auth/user/passwd/SHA-256"); status != 401 {
-		t.Fatalf("status %d", status)
-	}
-	if got := v.String(); got != "reject Digest user:wrong" {
-		t.Errorf("wrong password: %s", got)
-	}
-
-	// Accepted, but a 404: neither.
-	notFound := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") == "" {
-			w.Header().Set("WWW-Authenticate", `Basic realm="a"`)
-			w.WriteHeader(401)
-			return
-		}
-		w.WriteHeader(404)
-	}))
-	defer notFound.Close()
-	v.list = nil
-	tr = &anyauth.Transport{
-		Schemes:     credhelper.WithApproval([]anyauth.Scheme{schemes.Basic{}}, v),
-		Credentials: anyauth.ForOrigin(notFound.URL, "u", "p"),
-	}
-	if status, _ := get(t, tr, notFound.URL+"/"); status != 404 {
-		t.Fatalf("status %d", status)
-	}
-	if got := v.String(); got != "" {
-		t.Errorf("a 404: %s", got)
-	}
-}
-
-// The wrapper keeps the optional interfaces of what it wraps.
-func TestWithApprovalKeepsInterfaces(t *testing.T) {
+// The wrapper keeps the optional interfaces of what it wraps, and its
+// name.
+func TestWithChallengesKeepsInterfaces(t *testing.T) {
 	bearer := schemes.NewStaticBearer("tok", "https://api.example.com")
 	bearer.Preemptive = true
-	w := credhelper.WithApproval([]anyauth.Scheme{schemes.Digest{}, schemes.Basic{}, bearer}, &verdicts{})
+	w := credhelper.WithChallenges([]anyauth.Scheme{schemes.Digest{}, schemes.Basic{}, bearer})
 	if _, ok := w[0].(anyauth.Scoper); !ok {
 		t.Error("Digest lost Scoper")
 	}
@@ -120,6 +39,43 @@ func TestWithApprovalKeepsInterfaces(t *testing.T) {
 		if sc.Name() != []string{"Digest", "Basic", "Bearer"}[i] {
 			t.Errorf("name %s", sc.Name())
 		}
+	}
+}
+
+// Wrapped Digest still works: a stale nonce continues the session (the
+// Digest session a refusal carries over reaches Digest as it is), and
+// the credentials are approved once, by the Transport.
+func TestWithChallengesDigestStale(t *testing.T) {
+	home := gitHome(t)
+	actions := actionLogger(t)
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		switch {
+		case auth == "":
+			w.Header().Set("WWW-Authenticate", `Digest realm="r", nonce="n1", qop="auth"`)
+			w.WriteHeader(401)
+		case strings.Contains(auth, `nonce="n1"`) && n.Add(1) == 1:
+			w.Header().Set("WWW-Authenticate", `Digest realm="r", nonce="n2", qop="auth", stale=true`)
+			w.WriteHeader(401)
+		default:
+			w.Write([]byte("ok"))
+		}
+	}))
+	defer srv.Close()
+	os.WriteFile(filepath.Join(home, ".git-credentials"), []byte(storeLine(srv.URL, "u", "p")+"\n"), 0o600)
+	tr := &anyauth.Transport{
+		Schemes:     credhelper.WithChallenges([]anyauth.Scheme{schemes.Digest{}}),
+		Credentials: &credhelper.Git{Origins: anyauth.Origins{srv.URL}},
+	}
+	if status, body := get(t, tr, srv.URL+"/x"); status != 200 || body != "ok" {
+		t.Fatalf("%d %q", status, body)
+	}
+	if n.Load() != 1 {
+		t.Errorf("the stale nonce was not met (%d answers with it)", n.Load())
+	}
+	if got := readFile(t, actions); got != "get\nstore\n" {
+		t.Errorf("helper calls %q, want get then one store", got)
 	}
 }
 
@@ -145,7 +101,7 @@ func TestNoSecretsPrintedOrLogged(t *testing.T) {
 	var log bytes.Buffer
 	tr := &anyauth.Transport{
 		Base:        srv.Client().Transport,
-		Schemes:     append(credhelper.WithApproval([]anyauth.Scheme{schemes.Basic{}}, g, git), g.Schemes()...),
+		Schemes:     append(credhelper.WithChallenges([]anyauth.Scheme{schemes.Basic{}}), g.Schemes()...),
 		Credentials: anyauth.Chain{git, g},
 		Logger:      slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
