@@ -103,6 +103,13 @@ func (l *leg) Apply(req *http.Request) error {
 	c := *req
 	u := *req.URL
 	c.URL = &u
+	escapeOnce := s.Service == "s3" || s.escapeOnce
+	if escapeOnce && u.Opaque == "" {
+		// S3 signs the path as UriEncode of each segment; send it so.
+		if err := s3Path(&u); err != nil {
+			return fmt.Errorf("sigv4: the path of %s %s cannot be signed: %w", req.Method, req.URL.EscapedPath(), err)
+		}
+	}
 	c.Header = signable(req.Header)
 	if !s.omitContentSHA256 {
 		c.Header[hdrContentSHA256] = []string{hash}
@@ -114,7 +121,7 @@ func (l *leg) Apply(req *http.Request) error {
 	}
 	l.sentAt = now
 	err = s.signer.SignHTTP(ctx, creds, &c, hash, s.Service, s.Region, now.Add(l.offset), func(o *v4.SignerOptions) {
-		o.DisableURIPathEscaping = s.Service == "s3" || s.escapeOnce
+		o.DisableURIPathEscaping = escapeOnce
 	})
 	if err != nil {
 		return fmt.Errorf("sigv4: signing %s %s: %w", req.Method, req.URL.EscapedPath(), err)
@@ -128,6 +135,7 @@ func (l *leg) Apply(req *http.Request) error {
 	}
 	req.Header[l.ss.header] = c.Header["Authorization"]
 	req.URL.RawQuery = c.URL.RawQuery
+	req.URL.Path, req.URL.RawPath = c.URL.Path, c.URL.RawPath
 	req.Host = c.Host
 	return nil
 }
@@ -306,3 +314,42 @@ func (l *leg) String() string {
 
 // Format prints String whatever the verb.
 func (l *leg) Format(f fmt.State, _ rune) { io.WriteString(f, l.String()) }
+
+// s3Path sets u's RawPath to the form S3 signs: each segment of the path
+// as sent, decoded, then percent-encoded but for the unreserved characters
+// (A-Z a-z 0-9 - . _ ~), so that "$", "+", "=" and the like are sent as
+// they are signed. An encoded "/" (%2F) stays within its segment.
+func s3Path(u *url.URL) error {
+	segs := strings.Split(u.EscapedPath(), "/")
+	for i, seg := range segs {
+		dec, err := url.PathUnescape(seg)
+		if err != nil {
+			return err
+		}
+		segs[i] = uriEncode(dec)
+	}
+	raw := strings.Join(segs, "/")
+	path, err := url.PathUnescape(raw)
+	if err != nil {
+		return err
+	}
+	u.Path, u.RawPath = path, raw
+	return nil
+}
+
+// uriEncode is AWS's UriEncode of a path segment.
+func uriEncode(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}

@@ -171,6 +171,9 @@ async function verify(ctx, ev) {
     region: a.region,
     doNotModifyHeaders: true,
   }, { accessKeyId: a.accessKeyId, secretAccessKey: secret });
+  // aws4 takes the time from a Date header, or its own clock: the
+  // signature's time is X-Amz-Date.
+  signer.datetime = date;
   const computed = signer.signature();
   if (signer.signedHeaders() !== a.signedHeaders.slice().sort().join(';')) {
     throw s3Error('NotImplemented', `the verifier would sign ${signer.signedHeaders()}, not ${a.signedHeaders.join(';')}`);
