@@ -56,9 +56,10 @@ func TestClockSkewCases(t *testing.T) {
 			var now time.Time
 			s := New("us-east-1", "s3", StaticCredentials("AKID", "SECRET", ""), origin)
 			s.now = func() time.Time { return now }
+			s.init()
 			for i, op := range tc.Operations {
 				if i == 0 || op.InitialClientSkew != 0 {
-					s.clocks.set(origin+":443", time.Duration(op.InitialClientSkew*float64(time.Second)))
+					s.st.clocks.set(origin+":443", time.Duration(op.InitialClientSkew*float64(time.Second)))
 				}
 				req, _ := http.NewRequest("GET", origin+"/bucket/key", nil)
 				var l *leg
@@ -100,7 +101,7 @@ func TestClockSkewCases(t *testing.T) {
 						}
 					}
 				}
-				if got, want := s.clocks.offset(origin+":443"), time.Duration(op.ExpectedClientSkew*float64(time.Second)); got != want {
+				if got, want := s.st.clocks.offset(origin+":443"), time.Duration(op.ExpectedClientSkew*float64(time.Second)); got != want {
 					t.Errorf("operation %d: offset %v, want %v", i, got, want)
 				}
 			}

@@ -67,8 +67,9 @@ var hopByHop = map[string]bool{
 	"Proxy-Connection": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
 }
 
-// Answer headers that Apply sets: whatever the caller's request had
-// under these names is replaced.
+// Headers that Apply sets: X-Amz-Date always, X-Amz-Content-Sha256 unless
+// the caller set it, X-Amz-Security-Token when the credentials hold a
+// session token.
 const (
 	hdrDate          = "X-Amz-Date"
 	hdrSecurityToken = "X-Amz-Security-Token"
@@ -81,7 +82,7 @@ const (
 func (l *leg) Apply(req *http.Request) error {
 	s := l.ss.s
 	ctx := req.Context()
-	creds, err := s.creds.Retrieve(ctx)
+	creds, err := s.st.creds.Retrieve(ctx)
 	if err != nil {
 		return fmt.Errorf("sigv4: retrieving credentials: %w", err)
 	}
@@ -117,10 +118,10 @@ func (l *leg) Apply(req *http.Request) error {
 	now := s.clock()
 	l.offset = 0
 	if !s.DisableClockSkewCorrection {
-		l.offset = s.clocks.offset(l.ss.origin)
+		l.offset = s.st.clocks.offset(l.ss.origin)
 	}
 	l.sentAt = now
-	err = s.signer.SignHTTP(ctx, creds, &c, hash, s.Service, s.Region, now.Add(l.offset), func(o *v4.SignerOptions) {
+	err = s.st.signer.SignHTTP(ctx, creds, &c, hash, s.Service, s.Region, now.Add(l.offset), func(o *v4.SignerOptions) {
 		o.DisableURIPathEscaping = escapeOnce
 	})
 	if err != nil {
@@ -129,8 +130,6 @@ func (l *leg) Apply(req *http.Request) error {
 	for _, k := range []string{hdrDate, hdrSecurityToken, hdrContentSHA256} {
 		if v, ok := c.Header[k]; ok {
 			req.Header[k] = v
-		} else {
-			delete(req.Header, k)
 		}
 	}
 	req.Header[l.ss.header] = c.Header["Authorization"]
@@ -141,8 +140,10 @@ func (l *leg) Apply(req *http.Request) error {
 }
 
 // signable returns the headers of h that are signed: all but the
-// hop-by-hop ones and those Connection names, the answer headers, and the
-// X-Amz-* headers that Apply sets itself.
+// hop-by-hop ones and those Connection names, Authorization and
+// X-Amz-Date, which the signature sets. A caller's X-Amz-Security-Token
+// is signed as it is (curl's way of passing a session token) unless the
+// credentials hold one, which replaces it.
 func signable(h http.Header) http.Header {
 	out := make(http.Header, len(h)+3)
 	var named map[string]bool
@@ -159,7 +160,7 @@ func signable(h http.Header) http.Header {
 	for k, v := range h {
 		ck := textproto.CanonicalMIMEHeaderKey(k)
 		switch {
-		case hopByHop[ck], named[ck], ck == "Authorization", ck == hdrDate, ck == hdrSecurityToken:
+		case hopByHop[ck], named[ck], ck == "Authorization", ck == hdrDate:
 			continue
 		}
 		out[ck] = append(out[ck], v...)
@@ -253,8 +254,8 @@ func (l *leg) observe(resp *http.Response) (time.Duration, bool) {
 		return 0, false
 	}
 	skew = skew.Truncate(time.Second)
-	if old := s.clocks.offset(l.ss.origin); old != skew {
-		s.clocks.set(l.ss.origin, skew)
+	if old := s.st.clocks.offset(l.ss.origin); old != skew {
+		s.st.clocks.set(l.ss.origin, skew)
 		if l.ss.log != nil && (skew-old > time.Minute || old-skew > time.Minute) {
 			l.ss.log.Info("sigv4: the server's clock differs from the local one; signing on the server's",
 				slog.String("origin", l.ss.origin), slog.Duration("offset", skew))

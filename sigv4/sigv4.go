@@ -216,7 +216,12 @@ type Signer struct {
 	omitContentSHA256 bool
 	escapeOnce        bool
 
-	once   sync.Once
+	once sync.Once
+	st   *state // set by init; a pointer, so that printing a Signer shows no credentials
+}
+
+// state is what a Signer makes at first use.
+type state struct {
 	creds  aws.CredentialsProvider
 	signer *v4.Signer
 	clocks clocks
@@ -262,13 +267,13 @@ func (s staticCredentials) Format(f fmt.State, _ rune) { io.WriteString(f, s.Str
 // init prepares the SDK signer and the credentials cache once.
 func (s *Signer) init() {
 	s.once.Do(func() {
-		s.signer = v4.NewSigner()
-		s.creds = s.Credentials
-		if _, cached := s.creds.(*aws.CredentialsCache); s.creds != nil && !cached {
-			if _, static := s.creds.(staticCredentials); !static {
-				s.creds = aws.NewCredentialsCache(s.creds)
+		st := &state{signer: v4.NewSigner(), creds: s.Credentials}
+		if _, cached := st.creds.(*aws.CredentialsCache); st.creds != nil && !cached {
+			if _, static := st.creds.(staticCredentials); !static {
+				st.creds = aws.NewCredentialsCache(st.creds)
 			}
 		}
+		s.st = st
 	})
 }
 
@@ -362,7 +367,8 @@ func (s *Signer) ClockOffset(origin string) time.Duration {
 			space.Port = "443"
 		}
 	}
-	return s.clocks.offset(space.Origin())
+	s.init()
+	return s.st.clocks.offset(space.Origin())
 }
 
 // clock returns the local time.
