@@ -24,8 +24,10 @@
 // Transport calls Leg.Apply before each one), with a fresh X-Amz-Date: a
 // request replayed after a proxy's 407 is signed again, and so is every
 // leg of a handshake with a proxy. The signature covers the method, the
-// path (escaped once for S3, twice for every other service, as AWS wants),
-// the query parameters (the request is sent with its query in the
+// path (escaped once for S3, twice for every other service, as AWS wants;
+// for S3 the path is also sent as it is signed, every byte but the
+// unreserved ones percent-encoded, so that "$", "+" or "=" in a key mean
+// the same to S3 and to the signature), the query parameters (the request is sent with its query in the
 // canonical form it was signed in), the Host, X-Amz-Date,
 // X-Amz-Content-Sha256, Content-Length when it is known, X-Amz-Security-Token
 // with temporary credentials, and every other header of the request except
@@ -37,7 +39,8 @@
 // # The payload
 //
 // X-Amz-Content-Sha256 is set on every request, and signed: S3 needs it,
-// and other services accept it. Its value is, by Signer.Payload:
+// and other services take it as one more signed header. Its value is, by
+// Signer.Payload:
 //
 //   - PayloadAuto (the default): the hex SHA-256 of the body when the
 //     body can be read before it is sent, which is whenever the Transport
@@ -47,7 +50,10 @@
 //     a reader of its own that leaves the body to be sent where it is, so
 //     the caller's body is never consumed twice (an *os.File is read with
 //     ReadAt; a stream is read from its source once, into the Transport's
-//     replay buffer, and sent from there). A body that cannot be read
+//     replay buffer, and sent from there, so it starts going out only once
+//     it was hashed). The hash is computed once per request: the replay
+//     after a 407 reuses it without reading the body again. A body that
+//     cannot be read
 //     before it is sent (a stream over the buffer) goes with
 //     UNSIGNED-PAYLOAD over https, and fails the request over plain http
 //     with an error wrapping anyauth.ErrBodyNotReplayable, as the SDK's S3
