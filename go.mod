@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/Azure/go-ntlmssp v0.1.1
+	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/docker/docker-credential-helpers v0.9.13
 	github.com/hashicorp/go-retryablehttp v0.7.8
 	github.com/icholy/digest v1.2.0
@@ -16,6 +17,7 @@ require (
 )
 
 require (
+	github.com/aws/smithy-go v1.28.9 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f // indirect
 	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect

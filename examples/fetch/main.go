@@ -69,6 +69,7 @@ type options struct {
 	oauth2Client string
 	oauth2Scope  string
 	oauth1       oauth1Options // -oauth1 and -oauth1-*: see oauth1.go
+	sigv4        string        // -aws-sigv4: see sigv4.go
 	// -token-cache: share -oauth2-* tokens through Redis.
 	tokenCache      string
 	tokenCacheKey   string
@@ -159,6 +160,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.dpopKey, "dpop-key", "", "PEM `FILE` of the DPoP private key (PKCS#8, EC or RSA); implies -dpop")
 	fs.Var(&o.issuers, "oauth2-issuer-allow", "an authorization server `URL` that may get -oauth2-client's secret: discover the token endpoint from the server's challenge (RFC 9728 resource_metadata); repeatable, instead of -oauth2-token-url")
 	o.oauth1.addFlags(fs) // -oauth1 and -oauth1-*: see oauth1.go
+	fs.StringVar(&o.sigv4, "aws-sigv4", "", sigv4Usage)
 	fs.StringVar(&o.tokenCache, "token-cache", "", "share the -oauth2-* tokens through Redis at `URL` (redis://HOST:PORT/DB): fetch processes with the same client fetch one token between them, encrypted at rest")
 	fs.StringVar(&o.tokenCacheKey, "token-cache-key", "", "`FILE` holding the -token-cache encryption key (32 bytes, 64 hex digits or base64; one a line, the first encrypts); default $"+tokenCacheKeyEnv)
 	fs.BoolVar(&o.tokenCachePlain, "token-cache-plaintext", false, "store -token-cache tokens unencrypted (no key)")
@@ -319,7 +321,11 @@ func newTransport(o *options, targets []*url.URL, stderr io.Writer) (*anyauth.Tr
 			origins = append(origins, origin)
 		}
 	}
-	if o.userPass != "" {
+	signed, err := addSigV4(o, t, origins) // -aws-sigv4: -u is the AWS key (sigv4.go)
+	if err != nil {
+		return nil, err
+	}
+	if o.userPass != "" && !signed {
 		user, pass, ok := strings.Cut(o.userPass, ":")
 		if !ok {
 			return nil, usageError{"-u wants USER:PASS"}
