@@ -134,6 +134,18 @@ func (x *exchange) run() (*http.Response, error) {
 			return nil, err
 		}
 		if s == nil {
+			if answers < x.t.maxAnswers() && x.body.canReplay() {
+				retry, err := x.retryAfterResponse(resp)
+				if err != nil {
+					drainAndClose(resp)
+					return nil, err
+				}
+				if retry {
+					answers++
+					drainAndClose(resp)
+					continue
+				}
+			}
 			return x.finish(resp)
 		}
 		if s.disabled {

@@ -285,9 +285,10 @@ func TestS3rverAutoPayload(t *testing.T) {
 }
 
 // TestS3rverClockSkew: a Signer whose clock is 20 minutes behind is
-// refused with RequestTimeTooSkewed; the refusal's Date sets the origin's
-// offset, and the next request is accepted. The refused request is not
-// sent again: the Transport shows a Leg no 403 it could answer.
+// refused with RequestTimeTooSkewed; the Transport shows the refusal to the
+// Leg (anyauth.RetryingLeg), which takes the server's clock from its Date
+// and asks for the request again: one request, two round trips, 200. The
+// next request is signed on the server's clock from the start.
 func TestS3rverClockSkew(t *testing.T) {
 	s := s3rver(t)
 	sig := s3Signer(s, testserver.S3rverSecretAccessKey)
@@ -298,24 +299,35 @@ func TestS3rverClockSkew(t *testing.T) {
 	list := s.URL + "/" + testserver.S3rverBucket + "?list-type=2&prefix=skew-none/"
 
 	code, body := do(t, tr, mustNewRequest(t, http.MethodGet, list, nil))
-	if code != http.StatusForbidden || !bytes.Contains(body, []byte("<Code>RequestTimeTooSkewed</Code>")) {
-		t.Fatalf("got %d %s, want 403 RequestTimeTooSkewed", code, body)
+	if code != http.StatusOK {
+		t.Fatalf("got %d %s, want 200 after one retry", code, body)
 	}
-	oneTrip(t, c, http.StatusForbidden)
+	trips := c.take()
+	if len(trips) != 2 || trips[0].status != http.StatusForbidden || trips[1].status != http.StatusOK {
+		t.Fatalf("round trips %+v, want 403 then 200", trips)
+	}
 	if off := sig.ClockOffset(s.URL); off < 19*time.Minute || off > 21*time.Minute {
 		t.Fatalf("clock offset %v, want about 20m", off)
 	}
-
 	code, body = do(t, tr, mustNewRequest(t, http.MethodGet, list, nil))
 	if code != http.StatusOK {
-		t.Fatalf("after the offset was learnt: %d %s", code, body)
+		t.Fatalf("second request: %d %s", code, body)
 	}
 	tp := oneTrip(t, c, http.StatusOK)
 	signedAt, err := time.Parse("20060102T150405Z", tp.date)
 	if err != nil || time.Since(signedAt).Abs() > time.Minute {
 		t.Fatalf("signed at %q (%v), want the server's time", tp.date, err)
 	}
+
+	// A wrong secret is not retried: the clock was right.
+	wtr, wc, _ := s3Transport(t, s, s3Signer(s, "wrong"))
+	if code, _ := do(t, wtr, mustNewRequest(t, http.MethodGet, list, nil)); code != http.StatusForbidden {
+		t.Fatalf("wrong secret: %d", code)
+	}
+	oneTrip(t, wc, http.StatusForbidden)
 }
+
+var _ anyauth.RetryingLeg = (*leg)(nil)
 
 // TestS3rverThroughSquid: plain-http requests to the fake S3 through
 // Squid's Basic port, on a fresh Transport each (so that the proxy
