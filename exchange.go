@@ -134,7 +134,9 @@ func (x *exchange) run() (*http.Response, error) {
 			return nil, err
 		}
 		if s == nil {
-			if answers < x.t.maxAnswers() && x.body.canReplay() {
+			// canReplay ends the attempt of a streamed body: ask only
+			// when a Leg may want the request again.
+			if answers < x.t.maxAnswers() && x.mayRetryAfterResponse() && x.body.canReplay() {
 				retry, err := x.retryAfterResponse(resp)
 				if err != nil {
 					drainAndClose(resp)

@@ -33,5 +33,5 @@ func squidNegotiatePlaceholder(values []string) []string {
 // connection: one more connection to the proxy per challenged request is
 // cheap beside a stall.
 func (x *exchange) squidStallsOnLargeReplay() bool {
-	return x.req.Body != nil && x.req.Body != http.NoBody && x.req.ContentLength != 0
+	return x.req.Body != nil && x.req.Body != http.NoBody
 }

@@ -25,6 +25,20 @@ type RetryingLeg interface {
 	RetryAfterResponse(ctx context.Context, resp *http.Response, peek func(n int) ([]byte, error)) (bool, error)
 }
 
+// mayRetryAfterResponse reports whether a Leg of the request is a
+// RetryingLeg.
+func (x *exchange) mayRetryAfterResponse() bool {
+	if x.conn != nil || x.tunnel {
+		return false
+	}
+	for _, s := range []*side{&x.origin, &x.proxy} {
+		if _, ok := s.leg.(RetryingLeg); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // retryAfterResponse asks the request's RetryingLegs whether resp, a final
 // response, should be sent again.
 func (x *exchange) retryAfterResponse(resp *http.Response) (bool, error) {
