@@ -338,7 +338,7 @@ func digestOf(header http.Header) [sha256.Size]byte {
 	return d
 }
 
-// Continue runs the commands again with the URL and the 401, once per
+// Continue runs the commands again with the URL and the 4xx, once per
 // request, and replays the request when they gave its URL other headers
 // than the ones it carried.
 func (l *headerLeg) Continue(ctx context.Context, resp *http.Response, _ *anyauth.Challenge) (bool, error) {
@@ -351,10 +351,18 @@ func (l *headerLeg) Continue(ctx context.Context, resp *http.Response, _ *anyaut
 	return len(header) > 0 && digestOf(header) != l.sent, nil
 }
 
+// RetryAfterResponse runs the commands again with the URL and a final
+// 4xx (a 403, or the 404 of a private repository: a 401 went to
+// Continue), once per request, and sends the request again when they gave
+// its URL other headers, as the go command does (anyauth.RetryingLeg).
+func (l *headerLeg) RetryAfterResponse(ctx context.Context, resp *http.Response, _ func(int) ([]byte, error)) (bool, error) {
+	return l.Continue(ctx, resp, nil)
+}
+
 // Finish runs the commands again with the URL and the response when it is
-// a 4xx other than 401 (a 403, or the 404 of a private repository), once
-// per request. The Transport replays only after a 401, so the response
-// is returned as it is; what the commands give serves the next requests.
+// a 4xx the request was not sent again for (its body could not be
+// replayed, or the answer budget was spent), once per request: what the
+// commands give serves the next requests.
 func (l *headerLeg) Finish(resp *http.Response) error {
 	if l.rerun || resp.StatusCode < 400 || resp.StatusCode > 499 {
 		return nil
@@ -367,6 +375,8 @@ func (l *headerLeg) Finish(resp *http.Response) error {
 	l.s.h.run(ctx, commandURL(l.url), resp, l.s.log)
 	return nil
 }
+
+var _ anyauth.RetryingLeg = (*headerLeg)(nil)
 
 // String describes the leg without a header.
 func (l *headerLeg) String() string { return "GOAUTH leg (headers REDACTED)" }
