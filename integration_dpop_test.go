@@ -373,3 +373,32 @@ func TestDPoPPostReplayedWithNewProof(t *testing.T) {
 		t.Errorf("bad requests: %q", check.bad)
 	}
 }
+
+// TestDPoPRefreshAgainstOIDCProvider: a user's refresh token (from a real
+// authorization-code login) is redeemed with a proof: the access token is
+// DPoP-bound and the resource server accepts it; the rotated refresh
+// token is kept for the next renewal.
+func TestDPoPRefreshAgainstOIDCProvider(t *testing.T) {
+	p, rs := sharedDPoPStack(t)
+	seed, err := p.LoginRefreshToken(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	d := schemes.NewDPoPRefresh(key, p.AuthCodeConfig(), seed, rs.URL)
+	check := newProofChecker()
+	tr := &anyauth.Transport{Base: check, Schemes: []anyauth.Scheme{d}}
+	tokens := p.TokenRequests()
+	st, body := dpopGet(t, tr, rs.URL+testserver.PathDPoP+"x")
+	counts := p.TokenRequests().Sub(tokens)
+	t.Logf("refresh with a proof: %d; token endpoint %s; reply %s", st, counts, strings.TrimSpace(body))
+	jkt, _ := d.Thumbprint()
+	if st != 200 || !strings.Contains(body, `"jkt":"`+jkt+`"`) || counts.Success["refresh_token"] != 1 {
+		t.Errorf("status %d, body %s, token endpoint %s; want 200 with jkt %s after one refresh", st, body, counts, jkt)
+	}
+	check.mu.Lock()
+	defer check.mu.Unlock()
+	if len(check.bad) > 0 {
+		t.Errorf("bad requests: %q", check.bad)
+	}
+}

@@ -42,23 +42,34 @@ func NewClientCredentialsBearer(cfg *clientcredentials.Config, origins ...string
 // the grant is for; StoreKey's other fields are set from cfg.
 func NewRefreshBearer(cfg *oauth2.Config, seed *oauth2.Token, origins ...string) *Bearer {
 	b := &Bearer{Origins: origins}
-	b.StoreKey = TokenKey{
-		TokenURL:     cfg.Endpoint.TokenURL,
-		ClientID:     cfg.ClientID,
-		ClientSecret: cfg.ClientSecret,
-		Scopes:       cfg.Scopes,
+	b.StoreKey = refreshKey(cfg)
+	b.Renew = refreshWith(cfg, seed, nil)
+	if seed != nil && seed.AccessToken != "" {
+		b.cache.held = &heldToken{token: completed(seed, nil)}
 	}
-	b.Renew = func(ctx context.Context, last *oauth2.Token) (*oauth2.Token, error) {
+	return b
+}
+
+// refreshKey is the TokenKey of cfg's refresh-token grant, without its
+// subject.
+func refreshKey(cfg *oauth2.Config) TokenKey {
+	return TokenKey{TokenURL: cfg.Endpoint.TokenURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Scopes: cfg.Scopes}
+}
+
+// refreshWith returns a Renew that redeems last's refresh token (seed's
+// when last has none) with cfg; client, when set, gives the context of
+// the token request its HTTP client.
+func refreshWith(cfg *oauth2.Config, seed *oauth2.Token, client func(context.Context) context.Context) func(context.Context, *oauth2.Token) (*oauth2.Token, error) {
+	return func(ctx context.Context, last *oauth2.Token) (*oauth2.Token, error) {
 		if last == nil || last.RefreshToken == "" {
 			last = seed
 		}
 		if last == nil || last.RefreshToken == "" {
 			return nil, fmt.Errorf("bearer: %w: no refresh token to renew the access token with", anyauth.ErrNoCredentials)
 		}
+		if client != nil {
+			ctx = client(ctx)
+		}
 		return cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: last.RefreshToken}).Token()
 	}
-	if seed != nil && seed.AccessToken != "" {
-		b.cache.held = &heldToken{token: completed(seed, nil)}
-	}
-	return b
 }

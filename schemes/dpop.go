@@ -89,6 +89,30 @@ func NewDPoPClientCredentials(key crypto.Signer, cfg *clientcredentials.Config, 
 	return d
 }
 
+// NewDPoPRefresh returns a DPoP that renews its tokens with cfg's
+// refresh-token grant, starting from seed, each token request with a
+// proof (and the token endpoint's nonce), so that every access token it
+// gets is bound to key; it answers origins only. Refresh tokens that
+// rotate work as with NewRefreshBearer, Store and StoreKey.Subject
+// included. seed's access token is used first only if it is a DPoP token
+// (a login made with the same key's proofs); otherwise the first request
+// redeems seed's refresh token.
+func NewDPoPRefresh(key crypto.Signer, cfg *oauth2.Config, seed *oauth2.Token, origins ...string) *DPoP {
+	d := NewDPoP(key, nil, origins...)
+	d.StoreKey = refreshKey(cfg)
+	d.Renew = refreshWith(cfg, seed, func(ctx context.Context) context.Context {
+		var base http.RoundTripper
+		if c, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && c != nil {
+			base = c.Transport
+		}
+		return context.WithValue(ctx, oauth2.HTTPClient, d.TokenClient(base))
+	})
+	if seed != nil && seed.AccessToken != "" && strings.EqualFold(seed.TokenType, "DPoP") {
+		d.cache.held = &heldToken{token: completed(seed, nil)}
+	}
+	return d
+}
+
 // init checks Key and makes the embedded Bearer a DPoP token cache.
 func (d *DPoP) init() error {
 	d.once.Do(func() {
