@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -306,3 +307,39 @@ func (k *rsaPublicOnly) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, erro
 }
 
 const rfc7638NB64 = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
+
+// TestDPoPNothingSecretLogged: a Debug trace of DPoP requests (a nonce
+// retry and a token fetch included) holds no token and no proof.
+func TestDPoPNothingSecretLogged(t *testing.T) {
+	s := newDPoPServer(t)
+	s.nonce = "n-x"
+	var logs strings.Builder
+	var mu sync.Mutex
+	tr := &anyauth.Transport{Schemes: []anyauth.Scheme{s.dpop(t)},
+		Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	for range 3 {
+		if st := getStatus(t, tr, s.URL+"/r"); st != 200 {
+			t.Fatalf("status %d", st)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out := logs.String()
+	if strings.Contains(out, "dpop-tok-") || strings.Contains(out, "eyJ") {
+		t.Errorf("a token or a proof is in the Debug log:\n%s", out)
+	}
+	if !strings.Contains(out, "bearer token fetch") {
+		t.Errorf("the trace lacks the token fetch; is Debug on?\n%s", out)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
