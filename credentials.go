@@ -188,6 +188,17 @@ func (c *OriginCredentials) Format(f fmt.State, _ rune) { fmt.Fprint(f, c.String
 // A scheme with empty Origins answers nobody: there is no "any origin".
 type Origins []string
 
+// AllowsURL reports whether u's origin (scheme, host, port, the default
+// port filled in) is one of o's: what a scheme that answers before any
+// challenge (a Volunteer) asks of a request's URL.
+func (o Origins) AllowsURL(u *url.URL) bool {
+	if u == nil {
+		return false
+	}
+	space := originOf(u)
+	return o.Allows(&space)
+}
+
 // Allows reports whether space is the space of an origin server (not a
 // proxy) on one of o's origins. An entry that does not parse as
 // "http(s)://host[:port]" allows nothing.

@@ -198,12 +198,7 @@ func TestADSquidNTLM(t *testing.T) {
 			}
 		}
 		tr.CloseIdleConnections()
-		var connects []testserver.ProxyHit
-		for _, h := range sq.Hits()[before:] {
-			if h.Method == http.MethodConnect && h.Port == testserver.SquidNTLM {
-				connects = append(connects, h)
-			}
-		}
+		connects := adConnects(sq.Hits()[before:], testserver.SquidNTLM)
 		total, refused, users := adCount(connects)
 		t.Logf("%d https GETs: %d connections dialed; Squid logged %d CONNECTs, %d of them 407, users %q: %+v", n, cc.dials.Load(), total, refused, users, connects)
 		// One tunnel, kept alive: bare CONNECT (407), negotiate (407),
@@ -279,12 +274,7 @@ func TestADSquidWrongPassword(t *testing.T) {
 				t.Fatal("the password is in the error")
 			}
 			tr.CloseIdleConnections()
-			var connects []testserver.ProxyHit
-			for _, h := range sq.Hits()[before:] {
-				if h.Method == http.MethodConnect && h.Port == c.port {
-					connects = append(connects, h)
-				}
-			}
+			connects := adConnects(sq.Hits()[before:], c.port)
 			total, refused, _ = adCount(connects)
 			t.Logf("https target: %v; Squid logged %d CONNECTs, %d of them 407", err, total, refused)
 			if total != 3 || refused != 3 {
@@ -425,12 +415,7 @@ func TestADSquidNegotiate(t *testing.T) {
 			}
 		}
 		tr.CloseIdleConnections()
-		var connects []testserver.ProxyHit
-		for _, h := range sq.Hits()[before:] {
-			if h.Method == http.MethodConnect && h.Port == testserver.SquidNegotiate {
-				connects = append(connects, h)
-			}
-		}
+		connects := adConnects(sq.Hits()[before:], testserver.SquidNegotiate)
 		total, refused, users = adCount(connects)
 		t.Logf("2 https GETs: Squid logged %d CONNECTs, %d of them 407, users %q", total, refused, users)
 		if !adAllAre(users, testserver.ADPrincipal) || refused > 1 {
@@ -450,12 +435,7 @@ func TestADSquidNegotiate(t *testing.T) {
 			}
 		}
 		tr.CloseIdleConnections()
-		var connects []testserver.ProxyHit
-		for _, h := range sq.Hits()[before:] {
-			if h.Method == http.MethodConnect && h.Port == testserver.SquidNegotiate {
-				connects = append(connects, h)
-			}
-		}
+		connects := adConnects(sq.Hits()[before:], testserver.SquidNegotiate)
 		total, refused, users := adCount(connects)
 		t.Logf("3 https GETs, raw NTLM in Negotiate as CORP\\bob: %d connections dialed; Squid logged %d CONNECTs, %d of them 407, users %q", cc.dials.Load(), total, refused, users)
 		if total != 3 || refused != 2 || !adAllAre(users, `CORP\bob`) {
@@ -491,4 +471,15 @@ func TestADSquidNegotiate(t *testing.T) {
 			t.Errorf("Squid's users %q, want %d times CORP\\bob", users, n)
 		}
 	})
+}
+
+// adConnects returns the CONNECTs among hits that came to Squid's port.
+func adConnects(hits []testserver.ProxyHit, port string) []testserver.ProxyHit {
+	var connects []testserver.ProxyHit
+	for _, h := range hits {
+		if h.Method == http.MethodConnect && h.Port == port {
+			connects = append(connects, h)
+		}
+	}
+	return connects
 }

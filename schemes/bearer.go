@@ -209,14 +209,7 @@ func (b *Bearer) Volunteers(u *url.URL) bool {
 	if !b.Preemptive || u == nil {
 		return false
 	}
-	port := u.Port()
-	if port == "" {
-		port = "80"
-		if strings.EqualFold(u.Scheme, "https") {
-			port = "443"
-		}
-	}
-	return b.Origins.Allows(&anyauth.ProtectionSpace{URLScheme: strings.ToLower(u.Scheme), Host: strings.ToLower(u.Hostname()), Port: port})
+	return b.Origins.AllowsURL(u)
 }
 
 // Name returns "Bearer".
@@ -240,20 +233,32 @@ func (*Bearer) Scope(*anyauth.Challenge, *url.URL) []string { return []string{"/
 // token if b holds none. A space elsewhere gets an error wrapping
 // anyauth.ErrNoCredentials.
 func (b *Bearer) Begin(ctx context.Context, _ *anyauth.Challenge, a *anyauth.Attempt) (anyauth.Session, error) {
+	log, err := b.admit(a, "Bearer")
+	if err != nil {
+		return nil, err
+	}
+	return &bearerSession{b: b, header: a.Space.AnswerHeader(), log: log}, nil
+}
+
+// admit checks that b's tokens may answer a's space: b lists origins,
+// its Store is configured, and the space's origin is listed (else an
+// error wrapping anyauth.ErrNoCredentials). It returns a's logger, or one
+// that discards. scheme names the scheme in errors: "Bearer", "DPoP".
+func (b *Bearer) admit(a *anyauth.Attempt, scheme string) (*slog.Logger, error) {
+	prefix := strings.ToLower(scheme) + ": "
 	if len(b.Origins) == 0 {
-		return nil, errors.New("bearer: Bearer.Origins is empty, so the token goes nowhere; list the origins it may be sent to (NewBearer(fetch, \"https://api.example.com\"))")
+		return nil, errors.New(prefix + scheme + ".Origins is empty, so the token goes nowhere; list the origins it may be sent to (New" + scheme + "(..., \"https://api.example.com\"))")
 	}
 	if err := b.checkStore(); err != nil {
 		return nil, err
 	}
 	if !b.Origins.Allows(&a.Space) {
-		return nil, fmt.Errorf("bearer: %w: %s is not among the Bearer's origins", anyauth.ErrNoCredentials, a.Space.Origin())
+		return nil, fmt.Errorf("%s%w: %s is not among the %s's origins", prefix, anyauth.ErrNoCredentials, a.Space.Origin(), scheme)
 	}
-	log := a.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if a.Logger == nil {
+		return slog.New(slog.DiscardHandler), nil
 	}
-	return &bearerSession{b: b, header: a.Space.AnswerHeader(), log: log}, nil
+	return a.Logger, nil
 }
 
 // String describes b without its token.

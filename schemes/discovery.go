@@ -131,7 +131,7 @@ func (d *Discovery) discover(ctx context.Context, metaURL string, target *url.UR
 	if err != nil {
 		return nil, err
 	}
-	if !d.AllowCrossOriginMetadata && originOfURL(mu) != originOfURL(target) {
+	if !d.AllowCrossOriginMetadata && !anyauth.SameOrigin(mu, target) {
 		return nil, fmt.Errorf("%w: the resource metadata %s is on another origin than %s (Discovery.AllowCrossOriginMetadata allows it)", ErrDiscoveryRefused, safeLink(mu), originOfURL(target))
 	}
 	var rm struct {
@@ -281,7 +281,7 @@ func isLoopbackHost(h string) bool {
 // at a segment.
 func resourceCovers(resource string, target *url.URL) bool {
 	ru, err := url.Parse(resource)
-	if err != nil || ru.Host == "" || ru.RawQuery != "" || ru.Fragment != "" || originOfURL(ru) != originOfURL(target) {
+	if err != nil || ru.Host == "" || ru.RawQuery != "" || ru.Fragment != "" || !anyauth.SameOrigin(ru, target) {
 		return false
 	}
 	rp, tp := ru.EscapedPath(), target.EscapedPath()

@@ -3,7 +3,6 @@ package schemes
 import (
 	"context"
 	"crypto"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -152,18 +151,9 @@ func (d *DPoP) Begin(ctx context.Context, _ *anyauth.Challenge, a *anyauth.Attem
 	if err := d.init(); err != nil {
 		return nil, err
 	}
-	if len(d.Origins) == 0 {
-		return nil, errors.New("dpop: DPoP.Origins is empty, so the token goes nowhere; list the origins it may be sent to")
-	}
-	if err := d.checkStore(); err != nil {
+	log, err := d.admit(a, "DPoP")
+	if err != nil {
 		return nil, err
-	}
-	if !d.Origins.Allows(&a.Space) {
-		return nil, fmt.Errorf("dpop: %w: %s is not among the DPoP's origins", anyauth.ErrNoCredentials, a.Space.Origin())
-	}
-	log := a.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
 	}
 	return &dpopSession{d: d, header: a.Space.AnswerHeader(), origin: a.Space.Origin(), log: log}, nil
 }
@@ -210,7 +200,9 @@ func (d *DPoP) noteNonce(origin string, resp *http.Response) {
 	}
 }
 
-// originOfURL is u's origin as ProtectionSpace.Origin writes it.
+// originOfURL is u's origin as ProtectionSpace.Origin writes it, the
+// default port filled in: the key of DPoP's nonces, and the origin
+// discovery scopes a token to.
 func originOfURL(u *url.URL) string {
 	port := u.Port()
 	if port == "" {

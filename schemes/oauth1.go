@@ -224,14 +224,7 @@ func (o OAuth1) Volunteers(u *url.URL) bool {
 	if !o.Preemptive || u == nil {
 		return false
 	}
-	port := u.Port()
-	if port == "" {
-		port = "80"
-		if strings.EqualFold(u.Scheme, "https") {
-			port = "443"
-		}
-	}
-	return o.Origins.Allows(&anyauth.ProtectionSpace{URLScheme: strings.ToLower(u.Scheme), Host: strings.ToLower(u.Hostname()), Port: port})
+	return o.Origins.AllowsURL(u)
 }
 
 // Scope returns "/": credentials are valid on their whole origin, so once

@@ -326,14 +326,7 @@ func (s *Signer) Volunteers(u *url.URL) bool {
 	if u == nil {
 		return false
 	}
-	port := u.Port()
-	if port == "" {
-		port = "80"
-		if strings.EqualFold(u.Scheme, "https") {
-			port = "443"
-		}
-	}
-	return s.Origins.Allows(&anyauth.ProtectionSpace{URLScheme: strings.ToLower(u.Scheme), Host: strings.ToLower(u.Hostname()), Port: port})
+	return s.Origins.AllowsURL(u)
 }
 
 // Begin returns the Session of a space on one of the Signer's origins. A

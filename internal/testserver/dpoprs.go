@@ -1,8 +1,6 @@
 package testserver
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -248,14 +246,7 @@ func StartDPoPResource(opts DPoPResourceOptions) (*DPoPResource, error) {
 	if len(algs) == 0 {
 		return nil, errors.New("testserver: DPoPResourceOptions.Algs is empty")
 	}
-	node, err := findBinary("TESTSERVER_NODE", []string{"node", "nodejs"}, "/usr/bin/node")
-	if err != nil {
-		return nil, err
-	}
-	if err := dpopResourcePackage.checkNode(node); err != nil {
-		return nil, err
-	}
-	dir, err := makeDir("dpoprs", nil)
+	node, dir, script, err := dpopResourcePackage.prepare("dpoprs")
 	if err != nil {
 		return nil, err
 	}
@@ -265,10 +256,6 @@ func StartDPoPResource(opts DPoPResourceOptions) (*DPoPResource, error) {
 			os.RemoveAll(dir)
 		}
 	}()
-	script, err := dpopResourcePackage.install(node, filepath.Join(dir, "npm-ci.log"))
-	if err != nil {
-		return nil, err
-	}
 	r := &DPoPResource{
 		Issuer:     opts.Issuer,
 		JWKSURL:    opts.JWKSURL,
@@ -579,24 +566,13 @@ func (c DPoPCounts) String() string {
 // Counts counts the server's answers since it started.
 func (r *DPoPResource) Counts() DPoPCounts {
 	c := DPoPCounts{Outcomes: map[string]int{}, Paths: map[string]int{}}
-	data, err := os.ReadFile(r.eventLog)
-	if err != nil {
-		return c
-	}
-	// A line still being written is left for the next call.
-	data = data[:bytes.LastIndexByte(data, '\n')+1]
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var e struct {
-			Event   string `json:"event"`
-			Path    string `json:"path"`
-			Outcome string `json:"outcome"`
-			Name    string `json:"name"`
-		}
-		if json.Unmarshal(sc.Bytes(), &e) != nil {
-			continue
-		}
+	events, _ := eventLines[struct {
+		Event   string `json:"event"`
+		Path    string `json:"path"`
+		Outcome string `json:"outcome"`
+		Name    string `json:"name"`
+	}](r.eventLog, 0)
+	for _, e := range events {
 		switch e.Event {
 		case "request":
 			c.Outcomes[e.Outcome]++

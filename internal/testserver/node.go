@@ -31,6 +31,27 @@ type nodePackage struct {
 	minNode [2]int            // the oldest node (major, minor) it runs on
 }
 
+// prepare finds node (TESTSERVER_NODE names another), checks its
+// version, makes the server's temp dir and installs the package (npm ci
+// output in the temp dir): what every node server's start needs first.
+// On error nothing is left behind.
+func (np nodePackage) prepare(name string) (node, dir, script string, err error) {
+	if node, err = findBinary("TESTSERVER_NODE", []string{"node", "nodejs"}, "/usr/bin/node"); err != nil {
+		return "", "", "", err
+	}
+	if err = np.checkNode(node); err != nil {
+		return "", "", "", err
+	}
+	if dir, err = makeDir(name, nil); err != nil {
+		return "", "", "", err
+	}
+	if script, err = np.install(node, filepath.Join(dir, "npm-ci.log")); err != nil {
+		os.RemoveAll(dir)
+		return "", "", "", err
+	}
+	return node, dir, script, nil
+}
+
 // path is the package's directory, found from this source file so that
 // tests of any package find it.
 func (np nodePackage) path() (string, error) {

@@ -1,7 +1,6 @@
 package testserver
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -363,21 +362,8 @@ func (v *OAuth1Verifier) TLSClientConfig() *tls.Config {
 // Events returns the verifier's records of every request so far, in the
 // order they were answered.
 func (v *OAuth1Verifier) Events() []OAuth1Event {
-	f, err := os.Open(v.eventLog)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []OAuth1Event
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var e OAuth1Event
-		if json.Unmarshal(sc.Bytes(), &e) == nil {
-			out = append(out, e)
-		}
-	}
-	return out
+	events, _ := eventLines[OAuth1Event](v.eventLog, 0)
+	return events
 }
 
 // EventsSince returns the records after the first n (n from an earlier

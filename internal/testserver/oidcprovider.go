@@ -1,8 +1,6 @@
 package testserver
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -230,14 +228,7 @@ func wholeSeconds(d, def time.Duration) int64 {
 // ErrNotInstalled when node or npm is missing or node is older than 20.19;
 // TESTSERVER_NODE and TESTSERVER_NPM name other binaries.
 func StartOIDCProvider(opts OIDCProviderOptions) (*OIDCProvider, error) {
-	node, err := findBinary("TESTSERVER_NODE", []string{"node", "nodejs"}, "/usr/bin/node")
-	if err != nil {
-		return nil, err
-	}
-	if err := oidcProviderPackage.checkNode(node); err != nil {
-		return nil, err
-	}
-	dir, err := makeDir("oidc-provider", nil)
+	node, dir, script, err := oidcProviderPackage.prepare("oidc-provider")
 	if err != nil {
 		return nil, err
 	}
@@ -247,10 +238,6 @@ func StartOIDCProvider(opts OIDCProviderOptions) (*OIDCProvider, error) {
 			os.RemoveAll(dir)
 		}
 	}()
-	script, err := oidcProviderPackage.install(node, filepath.Join(dir, "npm-ci.log"))
-	if err != nil {
-		return nil, err
-	}
 	p := &OIDCProvider{
 		Resource:        opts.Resource,
 		AccessTokenTTL:  time.Duration(wholeSeconds(opts.AccessTokenTTL, OIDCDefaultAccessTokenTTL)) * time.Second,
@@ -654,25 +641,13 @@ func (p *OIDCProvider) Reset() {
 // and returns where they end.
 func (p *OIDCProvider) readEvents(from int64) (OIDCTokenCounts, int64) {
 	c := OIDCTokenCounts{Success: map[string]int{}, Errors: map[string]int{}, ErrorCodes: map[string]int{}, Details: map[string]int{}}
-	data, err := os.ReadFile(p.eventLog)
-	if err != nil || int64(len(data)) < from {
-		return c, from
-	}
-	data = data[from:]
-	// A line still being written is left for the next call.
-	data = data[:bytes.LastIndexByte(data, '\n')+1]
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var e struct {
-			Event     string `json:"event"`
-			GrantType string `json:"grant_type"`
-			Error     string `json:"error"`
-			Detail    string `json:"error_detail"`
-		}
-		if json.Unmarshal(sc.Bytes(), &e) != nil {
-			continue
-		}
+	events, end := eventLines[struct {
+		Event     string `json:"event"`
+		GrantType string `json:"grant_type"`
+		Error     string `json:"error"`
+		Detail    string `json:"error_detail"`
+	}](p.eventLog, from)
+	for _, e := range events {
 		switch e.Event {
 		case "grant.success":
 			c.Success[e.GrantType]++
@@ -691,5 +666,5 @@ func (p *OIDCProvider) readEvents(from int64) (OIDCTokenCounts, int64) {
 			c.GrantsRevoked++
 		}
 	}
-	return c, from + int64(len(data))
+	return c, end
 }

@@ -1,8 +1,6 @@
 package testserver
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,8 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -48,8 +44,14 @@ const (
 	aws4Version   = "1.13.2"
 )
 
-// minNodeS3rver is the oldest node major version the fake S3 is run on.
-const minNodeS3rver = 18
+// s3rverPackage is the fake S3's npm package: s3rver behind the aws4
+// verifier (server.js), on node 18 or later.
+var s3rverPackage = nodePackage{
+	dir:     "s3rver",
+	script:  "server.js",
+	pins:    map[string]string{"s3rver": s3rverVersion, "aws4": aws4Version},
+	minNode: [2]int{18, 0},
+}
 
 // S3rver is a running fake S3 started by StartS3rver, on
 // http://127.0.0.1:PORT with path-style buckets (URL/BUCKET/KEY) and the
@@ -111,14 +113,7 @@ type s3rverConfig struct {
 // The error wraps ErrNotInstalled when node or npm is missing or node is
 // older than 18; TESTSERVER_NODE and TESTSERVER_NPM name other binaries.
 func StartS3rver() (*S3rver, error) {
-	node, err := findBinary("TESTSERVER_NODE", []string{"node", "nodejs"}, "/usr/bin/node")
-	if err != nil {
-		return nil, err
-	}
-	if err := checkNodeMajor(node, minNodeS3rver); err != nil {
-		return nil, err
-	}
-	dir, err := makeDir("s3rver", nil)
+	node, dir, script, err := s3rverPackage.prepare("s3rver")
 	if err != nil {
 		return nil, err
 	}
@@ -128,10 +123,6 @@ func StartS3rver() (*S3rver, error) {
 			os.RemoveAll(dir)
 		}
 	}()
-	script, err := s3rverModules(node, filepath.Join(dir, "npm-ci.log"))
-	if err != nil {
-		return nil, err
-	}
 	s := &S3rver{Dir: dir, logFile: filepath.Join(dir, "s3rver.log"), eventLog: filepath.Join(dir, "events.jsonl")}
 	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
 		return nil, err
@@ -220,20 +211,7 @@ func (s *S3rver) startOn(node, script string, port int) error {
 // The verifier writes each line before it sends the response, so a
 // request whose response arrived is included.
 func (s *S3rver) Events() []S3rverEvent {
-	data, err := os.ReadFile(s.eventLog)
-	if err != nil {
-		return nil
-	}
-	data = data[:bytes.LastIndexByte(data, '\n')+1]
-	var events []S3rverEvent
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var e S3rverEvent
-		if json.Unmarshal(sc.Bytes(), &e) == nil {
-			events = append(events, e)
-		}
-	}
+	events, _ := eventLines[S3rverEvent](s.eventLog, 0)
 	return events
 }
 
@@ -253,109 +231,4 @@ func (s *S3rver) Close() error {
 		s.closeErr = errors.Join(s.stop(), os.RemoveAll(s.Dir))
 	})
 	return s.closeErr
-}
-
-// checkNodeMajor fails with ErrNotInstalled when node's major version is
-// below major.
-func checkNodeMajor(node string, major int) error {
-	out, err := exec.Command(node, "--version").Output()
-	if err != nil {
-		return fmt.Errorf("%w: %s --version: %v", ErrNotInstalled, node, err)
-	}
-	v := strings.TrimPrefix(strings.TrimSpace(string(out)), "v")
-	m, _ := strconv.Atoi(strings.SplitN(v, ".", 2)[0])
-	if m < major {
-		return fmt.Errorf("%w: %s is node %q; the fake S3 needs %d or later", ErrNotInstalled, node, v, major)
-	}
-	return nil
-}
-
-// s3rverDir is the directory of package.json and server.js, found from
-// this source file so that tests of any package find it.
-func s3rverDir() (string, error) {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "", errors.New("testserver: cannot locate s3rver.go")
-	}
-	dir := filepath.Join(filepath.Dir(file), "s3rver")
-	if _, err := os.Stat(filepath.Join(dir, "server.js")); err != nil {
-		return "", fmt.Errorf("testserver: s3rver script: %w", err)
-	}
-	return dir, nil
-}
-
-// s3rverModules makes sure node_modules holds the pinned s3rver and aws4,
-// running npm ci if not, and returns the path of server.js.
-func s3rverModules(node, logPath string) (string, error) {
-	dir, err := s3rverDir()
-	if err != nil {
-		return "", err
-	}
-	installed := func() bool {
-		return npmInstalled(dir, "s3rver", s3rverVersion) && npmInstalled(dir, "aws4", aws4Version)
-	}
-	if err := npmCI(dir, node, logPath, installed); err != nil {
-		return "", err
-	}
-	return filepath.Join(dir, "server.js"), nil
-}
-
-// npmInstalled reports whether npm ci completed in dir and installed
-// version of pkg.
-func npmInstalled(dir, pkg, version string) bool {
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err != nil {
-		return false
-	}
-	data, err := os.ReadFile(filepath.Join(dir, "node_modules", pkg, "package.json"))
-	if err != nil {
-		return false
-	}
-	var p struct{ Version string }
-	return json.Unmarshal(data, &p) == nil && p.Version == version
-}
-
-// npmCI runs npm ci in dir (output to logPath) unless installed reports
-// true, under a file lock so that test binaries running at once install
-// once, within npmCITimeout. It is oidcProviderModules' procedure for any
-// directory with a package-lock.json.
-func npmCI(dir, node, logPath string, installed func() bool) error {
-	if installed() {
-		return nil
-	}
-	npm, err := findBinary("TESTSERVER_NPM", []string{"npm"}, "/usr/bin/npm")
-	if err != nil {
-		return err
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".npm-ci.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return fmt.Errorf("testserver: npm ci lock: %w", err)
-	}
-	defer lock.Close()
-	if err := lockFile(lock, npmCITimeout+time.Minute); err != nil {
-		return err
-	}
-	if installed() { // another process installed meanwhile
-		return nil
-	}
-	cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts")
-	cmd.Dir = dir
-	// npm needs the user's environment (registry settings, CA
-	// certificates, HOME for its cache) and node in PATH.
-	cmd.Env = append(os.Environ(),
-		"PATH="+filepath.Dir(node)+string(os.PathListSeparator)+os.Getenv("PATH"),
-		"npm_config_update_notifier=false")
-	var p proc
-	if err := p.start("npm ci", cmd, logPath); err != nil {
-		return err
-	}
-	select {
-	case <-p.exited:
-	case <-time.After(npmCITimeout):
-		_ = p.stop()
-		return fmt.Errorf("testserver: npm ci in %s took more than %v\n%s", dir, npmCITimeout, tail(logPath, 4096))
-	}
-	if p.waitErr != nil || !installed() {
-		return fmt.Errorf("testserver: npm ci in %s: %v\n%s", dir, p.waitErr, tail(logPath, 4096))
-	}
-	return nil
 }
