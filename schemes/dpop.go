@@ -186,13 +186,18 @@ func (d *DPoP) nonce(origin string) string {
 // token, not a document.
 const maxNonce = 1024
 
+// validNonce reports whether n can be sent as a proof's nonce.
+func validNonce(n string) bool {
+	return n != "" && len(n) <= maxNonce && !strings.ContainsAny(n, "\" \t\r\n")
+}
+
 // noteNonce keeps resp's DPoP-Nonce as origin's nonce.
 func (d *DPoP) noteNonce(origin string, resp *http.Response) {
 	if resp == nil {
 		return
 	}
 	n := resp.Header.Get("DPoP-Nonce")
-	if n == "" || len(n) > maxNonce || strings.ContainsAny(n, "\" \t\r\n") {
+	if !validNonce(n) {
 		return
 	}
 	if old, ok := d.nonces.Load(origin); !ok || old.(string) != n {
@@ -239,14 +244,27 @@ func (s *dpopSession) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()
 type dpopLeg struct {
 	s          *dpopSession
 	held       *heldToken
-	refreshed  bool // a new token was fetched after invalid_token
-	nonceAsked bool // the server asked for its nonce once
+	refreshed  bool   // a new token was fetched after invalid_token
+	sentNonce  string // the nonce of the last proof sent
+	askedNonce string // the nonce the server last asked for, "" before
+	nonceAsks  int    // use_dpop_nonce answers so far
 }
+
+// maxNonceAsks bounds the use_dpop_nonce answers of one request. Each
+// must carry a nonce other than the one just sent, so more than one only
+// happens when the server rotates its nonce while the request is in
+// flight, as a busy server with many concurrent clients does.
+const maxNonceAsks = 3
 
 // Apply sets "Authorization: DPoP <token>" and a fresh proof.
 func (l *dpopLeg) Apply(req *http.Request) error {
 	tok := l.held.token.AccessToken
-	proof, err := l.s.d.key.proof(req.Method, req.URL, tok, l.s.d.nonce(l.s.origin))
+	nonce := l.askedNonce
+	if nonce == "" {
+		nonce = l.s.d.nonce(l.s.origin)
+	}
+	l.sentNonce = nonce
+	proof, err := l.s.d.key.proof(req.Method, req.URL, tok, nonce)
 	if err != nil {
 		return err
 	}
@@ -255,10 +273,11 @@ func (l *dpopLeg) Apply(req *http.Request) error {
 	return nil
 }
 
-// Continue answers once more when the server asks for its nonce
-// (use_dpop_nonce, with a DPoP-Nonce header) or refused the token
-// (invalid_token: one new token). Anything else, invalid_dpop_proof
-// included, returns the server's response.
+// Continue answers again when the server asks for its nonce
+// (use_dpop_nonce, with a DPoP-Nonce header other than the one just sent;
+// up to maxNonceAsks times) or refused the token (invalid_token: one new
+// token). Anything else, invalid_dpop_proof included, returns the
+// server's response.
 func (l *dpopLeg) Continue(ctx context.Context, resp *http.Response, c *anyauth.Challenge) (bool, error) {
 	l.s.d.noteNonce(l.s.origin, resp)
 	if c == nil {
@@ -266,10 +285,15 @@ func (l *dpopLeg) Continue(ctx context.Context, resp *http.Response, c *anyauth.
 	}
 	switch c.Param("error") {
 	case "use_dpop_nonce":
-		if l.nonceAsked || resp == nil || resp.Header.Get("DPoP-Nonce") == "" {
+		if resp == nil || l.nonceAsks >= maxNonceAsks {
 			return false, nil
 		}
-		l.nonceAsked = true
+		n := resp.Header.Get("DPoP-Nonce")
+		if !validNonce(n) || n == l.sentNonce {
+			return false, nil
+		}
+		l.nonceAsks++
+		l.askedNonce = n
 		return true, nil
 	case "invalid_token":
 		if l.refreshed {

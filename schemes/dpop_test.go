@@ -31,13 +31,18 @@ import (
 // DPoP proofs' claims (the signatures are checked by the real verifiers
 // of the integration tests) and demand nonces: the token endpoint answers
 // 400 use_dpop_nonce, the resource 401 use_dpop_nonce, until a proof
-// carries the current one. It rotates the resource nonce every
-// rotateEvery accepted requests.
+// carries the current one or, like oidc-provider's window of nonces, the
+// one before it. It rotates the resource nonce every rotateEvery accepted
+// requests, and right after each of the first staleAsks answers that ask
+// for a nonce, so that the nonce given is already stale when it comes
+// back, as when other clients' requests rotate it meanwhile.
 type dpopServer struct {
 	*httptest.Server
 	mu          sync.Mutex
 	nonce       string
+	previous    string
 	n           int
+	staleAsks   int
 	rotateEvery int
 	jtis        map[string]int
 	tokenType   string
@@ -77,7 +82,10 @@ func newDPoPServer(t *testing.T) *dpopServer {
 			s.proofs = append(s.proofs, claims)
 			s.jtis[fmt.Sprint(claims["jti"])]++
 		}
-		nonceOK := claims != nil && claims["nonce"] == s.nonce
+		nonceOK := claims != nil && (claims["nonce"] == s.nonce || s.previous != "" && claims["nonce"] == s.previous)
+		rotate := func() {
+			s.previous, s.nonce = s.nonce, fmt.Sprintf("n-%d-%d", s.n, s.trips.Load())
+		}
 		if r.URL.Path == "/token" {
 			w.Header().Set("Content-Type", "application/json")
 			if proof == "" {
@@ -106,13 +114,18 @@ func newDPoPServer(t *testing.T) *dpopServer {
 		case !nonceOK:
 			w.Header().Set("WWW-Authenticate", `DPoP error="use_dpop_nonce"`)
 			w.Header().Set("DPoP-Nonce", s.nonce)
+			if s.staleAsks > 0 {
+				s.staleAsks--
+				rotate()
+				s.previous = ""
+			}
 			w.WriteHeader(401)
 		case claims["ath"] != athOf(tok) || claims["htm"] != r.Method || claims["htu"] != "http://"+r.Host+r.URL.Path:
 			w.Header().Set("WWW-Authenticate", `DPoP error="invalid_dpop_proof"`)
 			w.WriteHeader(401)
 		default:
 			if s.n++; s.n%s.rotateEvery == 0 {
-				s.nonce = fmt.Sprintf("n-%d", s.n)
+				rotate()
 			}
 			w.Header().Set("DPoP-Nonce", s.nonce)
 			fmt.Fprint(w, "ok")
@@ -214,6 +227,34 @@ func TestDPoPConcurrentUniqueProofs(t *testing.T) {
 	t.Logf("320 requests: %d failed, %d round trips, %d token fetches, %d proofs, %d repeated jti", failed.Load(), s.trips.Load(), s.fetches.Load(), len(s.proofs), repeated)
 	if failed.Load() != 0 || repeated != 0 || s.fetches.Load() != 1 {
 		t.Errorf("%d failed, %d repeated jti, %d token fetches; want 0, 0, 1", failed.Load(), repeated, s.fetches.Load())
+	}
+}
+
+// TestDPoPNonceRotatedInFlight: a nonce that is stale again when it comes
+// back is asked for again, with a new nonce each time, up to three times
+// per leg; then a fresh leg starts, and the Transport's budget of answers
+// (DefaultMaxAnswers) ends a server that never accepts a nonce with its
+// 401 after five round trips.
+func TestDPoPNonceRotatedInFlight(t *testing.T) {
+	s := newDPoPServer(t)
+	tr := &anyauth.Transport{Schemes: []anyauth.Scheme{s.dpop(t)}}
+	if st := getStatus(t, tr, s.URL+"/r"); st != 200 {
+		t.Fatalf("status %d", st)
+	}
+	for _, tc := range []struct {
+		stale, status int
+		trips         int64
+	}{{2, 200, 4}, {3, 200, 5}, {8, 401, 5}} {
+		s.mu.Lock()
+		s.nonce, s.previous, s.staleAsks = fmt.Sprintf("unseen-%d", tc.stale), "", tc.stale
+		s.mu.Unlock()
+		before := s.trips.Load()
+		if st := getStatus(t, tr, s.URL+"/r"); st != tc.status {
+			t.Errorf("nonce stale on %d asks: status %d, want %d", tc.stale, st, tc.status)
+		}
+		if n := s.trips.Load() - before; n != tc.trips {
+			t.Errorf("nonce stale on %d asks: %d round trips, want %d", tc.stale, n, tc.trips)
+		}
 	}
 }
 

@@ -14,7 +14,8 @@ import (
 // TokenClient returns an HTTP client for token requests of d's key: each
 // request gets a fresh proof (without ath), with the token endpoint's
 // last nonce; a 400 (or 401) with error use_dpop_nonce and a DPoP-Nonce
-// header is sent once more with that nonce (RFC 9449 §8). Give it to a
+// header other than the one sent is sent again with that nonce (RFC 9449
+// §8), up to three times. Give it to a
 // golang.org/x/oauth2 flow through the context:
 //
 //	ctx = context.WithValue(ctx, oauth2.HTTPClient, d.TokenClient(nil))
@@ -37,8 +38,9 @@ type dpopTokenTransport struct {
 // maxTokenError bounds the error body read to look for use_dpop_nonce.
 const maxTokenError = 64 << 10
 
-// RoundTrip sends req with a proof, and once more with the server's nonce
-// when it asks for one and req's body can be read again.
+// RoundTrip sends req with a proof, and again with the server's nonce
+// when it asks for one other than the one just sent (up to maxNonceAsks
+// times) and req's body can be read again.
 func (t *dpopTokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := t.d.init(); err != nil {
 		if req.Body != nil {
@@ -47,33 +49,38 @@ func (t *dpopTokenTransport) RoundTrip(req *http.Request) (*http.Response, error
 		return nil, err
 	}
 	origin := originOfURL(req.URL)
-	send := func(r *http.Request) (*http.Response, error) {
-		proof, err := t.d.key.proof(r.Method, r.URL, "", t.d.nonce(origin))
+	nonce := t.d.nonce(origin)
+	r := req.Clone(req.Context())
+	for asks := 0; ; asks++ {
+		proof, err := t.d.key.proof(r.Method, r.URL, "", nonce)
 		if err != nil {
+			if r.Body != nil {
+				r.Body.Close()
+			}
 			return nil, err
 		}
 		r.Header.Set("DPoP", proof)
 		resp, err := t.base.RoundTrip(r)
 		t.d.noteNonce(origin, resp)
-		return resp, err
+		if err != nil || asks == maxNonceAsks || req.GetBody == nil ||
+			(resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusUnauthorized) {
+			return resp, err
+		}
+		asked := resp.Header.Get("DPoP-Nonce")
+		if !validNonce(asked) || asked == nonce {
+			return resp, nil
+		}
+		if ok, err := asksForNonce(resp); err != nil || !ok {
+			return resp, err
+		}
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, fmt.Errorf("dpop: replaying the token request with the server's nonce: %w", err)
+		}
+		nonce = asked
+		r = req.Clone(req.Context())
+		r.Body = body
 	}
-	first := req.Clone(req.Context())
-	resp, err := send(first)
-	if err != nil || (resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusUnauthorized) ||
-		resp.Header.Get("DPoP-Nonce") == "" || req.GetBody == nil {
-		return resp, err
-	}
-	asked, err := asksForNonce(resp)
-	if err != nil || !asked {
-		return resp, err
-	}
-	body, err := req.GetBody()
-	if err != nil {
-		return nil, fmt.Errorf("dpop: replaying the token request with the server's nonce: %w", err)
-	}
-	second := req.Clone(req.Context())
-	second.Body = body
-	return send(second)
 }
 
 // asksForNonce reports whether resp says use_dpop_nonce, in its
