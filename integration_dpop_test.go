@@ -402,3 +402,73 @@ func TestDPoPRefreshAgainstOIDCProvider(t *testing.T) {
 		t.Errorf("bad requests: %q", check.bad)
 	}
 }
+
+// TestDPoPAuthorizationCodeBoundToKey: an authorization request with
+// dpop_jkt (AuthCodeOption) binds the code to the key at oidc-provider:
+// redeemed through the key's TokenClient it gives a DPoP token bound to
+// that key, which the resource server accepts; redeemed with another
+// key's proof, or with no proof, the provider refuses it (invalid_grant,
+// invalid_request).
+func TestDPoPAuthorizationCodeBoundToKey(t *testing.T) {
+	p, rs := sharedDPoPStack(t)
+	ctx := context.Background()
+	newDPoP := func() *schemes.DPoP {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		return schemes.NewDPoP(key, nil, rs.URL)
+	}
+	owner, thief := newDPoP(), newDPoP()
+	bound := func() (string, oauth2.AuthCodeOption) {
+		t.Helper()
+		opt, err := owner.AuthCodeOption()
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, verifier, err := p.AuthorizationCode(ctx, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code, verifier
+	}
+	cfg := p.AuthCodeConfig()
+
+	for _, tc := range []struct {
+		name   string
+		client *http.Client
+		code   string // the OAuth error expected
+		detail string // oidc-provider's reason, in its log
+	}{
+		{"another key's proof", thief.TokenClient(p.HTTPClient().Transport), "invalid_grant", "DPoP proof key thumbprint does not match dpop_jkt"},
+		{"no proof", p.HTTPClient(), "invalid_grant", "missing DPoP proof JWT"},
+	} {
+		code, verifier := bound()
+		before := p.TokenRequests()
+		_, err := cfg.Exchange(context.WithValue(ctx, oauth2.HTTPClient, tc.client), code, verifier)
+		var re *oauth2.RetrieveError
+		counts := p.TokenRequests().Sub(before)
+		t.Logf("%s: %v; token endpoint %s, details %v", tc.name, err, counts, counts.Details)
+		if !errors.As(err, &re) || re.ErrorCode != tc.code {
+			t.Errorf("%s: %v, want the provider's %s", tc.name, err, tc.code)
+		}
+		if tc.detail != "" && counts.Details[tc.code+": "+tc.detail] != 1 {
+			t.Errorf("%s: refused for %v, want %q", tc.name, counts.Details, tc.detail)
+		}
+	}
+
+	code, verifier := bound()
+	before := p.TokenRequests()
+	tok, err := cfg.Exchange(context.WithValue(ctx, oauth2.HTTPClient, owner.TokenClient(p.HTTPClient().Transport)), code, verifier)
+	counts := p.TokenRequests().Sub(before)
+	if err != nil {
+		t.Fatalf("the owner's exchange: %v (token endpoint %s)", err, counts)
+	}
+	jkt, _ := owner.Thumbprint()
+	cnf, _ := jwtClaims(t, tok.AccessToken)["cnf"].(map[string]any)
+	t.Logf("the owner's exchange: token endpoint %s; token_type %s, cnf.jkt matches: %v", counts, tok.TokenType, cnf["jkt"] == jkt)
+	if tok.TokenType != "DPoP" || cnf["jkt"] != jkt || counts.Success["authorization_code"] != 1 {
+		t.Fatalf("token_type %q, cnf.jkt %v, token endpoint %s; want one DPoP token bound to %s", tok.TokenType, cnf["jkt"], counts, jkt)
+	}
+	d := schemes.NewDPoPRefresh(owner.Key, cfg, tok, rs.URL)
+	if st, body := dpopGet(t, &anyauth.Transport{Schemes: []anyauth.Scheme{d}}, rs.URL+testserver.PathDPoP+"code"); st != 200 {
+		t.Errorf("the resource with the code's token: %d %s", st, body)
+	}
+}

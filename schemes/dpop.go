@@ -132,6 +132,24 @@ func (d *DPoP) Thumbprint() (string, error) {
 	return d.key.thumbprint, nil
 }
 
+// AuthCodeOption returns the dpop_jkt parameter of an authorization
+// request (RFC 9449 §10): Key's thumbprint, which binds the authorization
+// code to Key, so that only a token request proved with Key can redeem
+// it. Redeem the code through TokenClient:
+//
+//	opt, err := d.AuthCodeOption()
+//	url := cfg.AuthCodeURL(state, opt, oauth2.S256ChallengeOption(verifier))
+//	// … the user logs in, the redirect brings code …
+//	ctx = context.WithValue(ctx, oauth2.HTTPClient, d.TokenClient(nil))
+//	tok, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+func (d *DPoP) AuthCodeOption() (oauth2.AuthCodeOption, error) {
+	jkt, err := d.Thumbprint()
+	if err != nil {
+		return nil, err
+	}
+	return oauth2.SetAuthURLParam("dpop_jkt", jkt), nil
+}
+
 // Name returns "DPoP".
 func (*DPoP) Name() string { return "DPoP" }
 

@@ -455,16 +455,41 @@ func (p *OIDCProvider) LoginRefreshToken(ctx context.Context) (*oauth2.Token, er
 // login is LoginRefreshToken for account.
 func (p *OIDCProvider) login(ctx context.Context, account string) (*oauth2.Token, error) {
 	conf := p.AuthCodeConfig()
-	verifier := oauth2.GenerateVerifier()
+	code, verifier, err := p.authorize(ctx, conf, account)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := conf.Exchange(context.WithValue(ctx, oauth2.HTTPClient, noProxyClient), code, verifier)
+	if err != nil {
+		return nil, fmt.Errorf("testserver: code exchange: %w", err)
+	}
+	if tok.RefreshToken == "" {
+		return nil, errors.New("testserver: code exchange answered no refresh token")
+	}
+	return tok, nil
+}
+
+// AuthorizationCode runs the authorization request of AuthCodeConfig for
+// User, with PKCE (S256), prompt=consent and opts, through the provider's
+// real authorization endpoint, and returns the code and the option that
+// carries its PKCE verifier, for the caller's own exchange:
+//
+//	tok, err := p.AuthCodeConfig().Exchange(ctx, code, verifier)
+func (p *OIDCProvider) AuthorizationCode(ctx context.Context, opts ...oauth2.AuthCodeOption) (code string, verifier oauth2.AuthCodeOption, err error) {
+	return p.authorize(ctx, p.AuthCodeConfig(), User, opts...)
+}
+
+// authorize is AuthorizationCode for conf and account.
+func (p *OIDCProvider) authorize(ctx context.Context, conf *oauth2.Config, account string, opts ...oauth2.AuthCodeOption) (string, oauth2.AuthCodeOption, error) {
+	v := oauth2.GenerateVerifier()
 	var nonce [16]byte
 	_, _ = rand.Read(nonce[:])
 	state := hex.EncodeToString(nonce[:])
-	authURL := conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier),
-		oauth2.SetAuthURLParam("prompt", "consent"), oauth2.SetAuthURLParam("login_hint", account))
-
+	authURL := conf.AuthCodeURL(state, append([]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(v),
+		oauth2.SetAuthURLParam("prompt", "consent"), oauth2.SetAuthURLParam("login_hint", account)}, opts...)...)
 	jar, err := cookiejar.New(nil)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	browser := &http.Client{
 		Transport: noProxyClient.Transport,
@@ -482,33 +507,26 @@ func (p *OIDCProvider) login(ctx context.Context, account string) (*oauth2.Token
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	resp, err := browser.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("testserver: authorization request: %w", err)
+		return "", nil, fmt.Errorf("testserver: authorization request: %w", err)
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
 	loc, err := resp.Location()
 	if err != nil || !strings.HasPrefix(loc.String(), OIDCRedirectURL) {
-		return nil, fmt.Errorf("testserver: authorization request ended with %s, not a redirect to %s: %q", resp.Status, OIDCRedirectURL, body)
+		return "", nil, fmt.Errorf("testserver: authorization request ended with %s, not a redirect to %s: %q", resp.Status, OIDCRedirectURL, body)
 	}
 	q := loc.Query()
 	if e := q.Get("error"); e != "" {
-		return nil, fmt.Errorf("testserver: authorization request: %s: %s", e, q.Get("error_description"))
+		return "", nil, fmt.Errorf("testserver: authorization request: %s: %s", e, q.Get("error_description"))
 	}
 	if q.Get("state") != state || q.Get("code") == "" {
-		return nil, fmt.Errorf("testserver: authorization response without code or with another state: %s", redactQuery(loc))
+		return "", nil, fmt.Errorf("testserver: authorization response without code or with another state: %s", redactQuery(loc))
 	}
-	tok, err := conf.Exchange(context.WithValue(ctx, oauth2.HTTPClient, noProxyClient), q.Get("code"), oauth2.VerifierOption(verifier))
-	if err != nil {
-		return nil, fmt.Errorf("testserver: code exchange: %w", err)
-	}
-	if tok.RefreshToken == "" {
-		return nil, errors.New("testserver: code exchange answered no refresh token")
-	}
-	return tok, nil
+	return q.Get("code"), oauth2.VerifierOption(v), nil
 }
 
 // redactQuery is u without the value of code.
