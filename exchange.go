@@ -82,8 +82,11 @@ type exchange struct {
 	tunnel     bool         // a CONNECT, negotiated on a connection of its own (tunnel.go)
 	connPooled bool         // conn came from the pool of authenticated connections
 	gaveUp     giveUpReason // why the exchange returned a challenge unanswered
-	redials    int32        // tunnel connections dialled again after the proxy closed one
-	restarts   int32        // handshakes restarted because their connection closed
+	// expectContinue sends the body behind "Expect: 100-continue" (after
+	// a reset while it was written, see resetWhileWritingBody).
+	expectContinue bool
+	redials        int32 // tunnel connections dialled again after the proxy closed one
+	restarts       int32 // handshakes restarted because their connection closed
 }
 
 // end tells every leg started on this request that it is over, and closes

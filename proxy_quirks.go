@@ -1,8 +1,11 @@
 package anyauth
 
 import (
+	"errors"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 )
 
 // This file names the workarounds for particular proxies and servers:
@@ -34,4 +37,27 @@ func squidNegotiatePlaceholder(values []string) []string {
 // cheap beside a stall.
 func (x *exchange) squidStallsOnLargeReplay() bool {
 	return x.req.Body != nil && x.req.Body != http.NoBody
+}
+
+// resetWhileWritingBody reports whether a round trip through Base failed
+// because the server reset the connection while the request's body was
+// being written, and the request may go once more with "Expect:
+// 100-continue". Squid answers 407 to a large body before reading it and
+// closes; the unread body makes the kernel reset the connection, and the
+// reset can discard the 407 before net/http reads it, so that RoundTrip
+// reports "connection reset by peer" or "broken pipe" instead. With Expect
+// the server's challenge comes before the body (Base must wait for it: an
+// *http.Transport with a non-zero ExpectContinueTimeout, as
+// http.DefaultTransport). The body was not all written, so the server did
+// not take the request: sending it again is safe for any method.
+func (x *exchange) resetWhileWritingBody(err error) bool {
+	if x.expectContinue || x.tunnel || x.conn != nil || x.probing() ||
+		x.req.Body == nil || x.req.Body == http.NoBody || x.req.Header.Get("Expect") != "" {
+		return false
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) || (op.Op != "write" && op.Op != "readfrom") {
+		return false
+	}
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

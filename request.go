@@ -108,7 +108,7 @@ func (x *exchange) build() (*http.Request, error) {
 		out.Body, out.GetBody, out.ContentLength = http.NoBody, nil, 0
 		out.Header.Del("Expect")
 	} else {
-		if x.t.ExpectContinue && x.body.streaming() && out.Header.Get("Expect") == "" {
+		if (x.expectContinue || x.t.ExpectContinue && x.body.streaming()) && out.Header.Get("Expect") == "" {
 			out.Header.Set("Expect", "100-continue")
 		}
 		b, getBody, err := x.body.next(x.ctx())

@@ -62,7 +62,9 @@ func (x *exchange) send(out *http.Request) (*http.Response, error) {
 // connection taken from the pool had died, the server closed an owned
 // connection between two legs (the handshake starts again), or a proxy
 // closed the CONNECT's connection before answering the next leg (dialled
-// again once, as curl does). Otherwise it returns the error to give the
+// again once, as curl does), or a server reset the connection while the
+// body was being written (sent once more with "Expect: 100-continue",
+// see resetWhileWritingBody). Otherwise it returns the error to give the
 // caller.
 func (x *exchange) recoverFrom(err error) (bool, error) {
 	if ctxErr(x.ctx()) != nil || !x.body.canReplay() {
@@ -70,6 +72,10 @@ func (x *exchange) recoverFrom(err error) (bool, error) {
 	}
 	switch {
 	case x.retryOnBase(err):
+		return true, nil
+	case x.resetWhileWritingBody(err):
+		x.expectContinue = true
+		x.debug("anyauth: the server reset the connection while the body was being written; sending again with Expect: 100-continue", slog.String("error", err.Error()))
 		return true, nil
 	case x.conn != nil && x.conn.cc.Err() != nil:
 		// The server closed the connection between two legs.
