@@ -138,17 +138,20 @@ func (x *exchange) run() (*http.Response, error) {
 		}
 		if s == nil {
 			// canReplay ends the attempt of a streamed body: ask only
-			// when a Leg may want the request again.
-			if answers < x.t.maxAnswers() && x.mayRetryAfterResponse() && x.body.canReplay() {
+			// when a Leg wants the request again.
+			if answers < x.t.maxAnswers() && x.mayRetryAfterResponse() {
 				retry, err := x.retryAfterResponse(resp)
 				if err != nil {
 					drainAndClose(resp)
 					return nil, err
 				}
-				if retry {
+				if retry && x.body.canReplay() {
 					answers++
 					drainAndClose(resp)
 					continue
+				}
+				if retry {
+					x.debug("anyauth: a Leg would send the request again, but its body cannot be replayed", slog.Int("status", resp.StatusCode))
 				}
 			}
 			return x.finish(resp)

@@ -18,10 +18,13 @@ type RetryingLeg interface {
 	Leg
 	// RetryAfterResponse is called, before Finish, for each final
 	// response (neither 401 nor 407) to a request the Leg answered, while
-	// the answer budget lasts and the body can be replayed. peek reads at
-	// most n bytes of the body, once, and keeps them for the caller. true
-	// sends the request again (Apply first), counting as an answer; the
-	// response is then drained and closed.
+	// the answer budget lasts. peek reads at most n bytes of the body,
+	// once, and keeps them for the caller. true sends the request again
+	// (Apply first), counting as an answer, when the body can be
+	// replayed; the response is then drained and closed. When it cannot
+	// (a streamed body beyond Transport.MaxBodyBuffer), the response is
+	// returned as it is, and what the Leg learned serves the next
+	// request.
 	RetryAfterResponse(ctx context.Context, resp *http.Response, peek func(n int) ([]byte, error)) (bool, error)
 }
 

@@ -50,9 +50,17 @@ type Discovery struct {
 	// ClientID and ClientSecret are the client's credentials at every
 	// allowed issuer.
 	ClientID, ClientSecret string
-	// Scopes to ask for; nil asks for the resource's
-	// "scopes_supported" when it lists some, else none.
+	// Scopes to ask for first; nil asks for the scopes of the first
+	// challenge's "scope" parameter, else the resource's
+	// "scopes_supported", else none (the Model Context Protocol's order).
 	Scopes []string
+	// NoStepUp turns off the scope step-up: by default, a 403 whose
+	// challenge says error="insufficient_scope" and names scopes not
+	// asked for yet gets a token for them too (RFC 6750 §3.1), and the
+	// request goes again with it, once per request; later requests to the
+	// resource use the wider token. The tokens stay bound to the resource
+	// (RFC 8707), and the issuer decides what it grants.
+	NoStepUp bool
 	// Issuers are the authorization servers (their issuer identifiers,
 	// "https://as.example") that may be sent the client's credentials.
 	Issuers []string
@@ -73,9 +81,9 @@ type Discovery struct {
 	// (see Bearer.Store).
 	Store TokenStore
 
-	mu      sync.Mutex
-	docs    map[string]*metadataDoc // by URL
-	answers map[string]anyauth.Scheme
+	mu        sync.Mutex
+	docs      map[string]*metadataDoc         // by URL
+	resources map[string]*discoveredResource // by issuer and resource
 }
 
 // ErrDiscoveryRefused is wrapped by the errors of Discovery's security
@@ -117,16 +125,20 @@ func (d *Discovery) Begin(ctx context.Context, c *anyauth.Challenge, a *anyauth.
 	if a.Space.Proxy {
 		return nil, fmt.Errorf("discovery: %w: a proxy's challenge", anyauth.ErrNoCredentials)
 	}
-	answer, err := d.discover(ctx, c.Param("resource_metadata"), a.Request.URL)
+	r, err := d.discover(ctx, c.Param("resource_metadata"), a.Request.URL, strings.Fields(c.Param("scope")))
 	if err != nil {
 		return nil, err
 	}
-	return answer.Begin(ctx, c, a)
+	s := &discoverySession{r: r, attempt: anyauth.Attempt{Space: a.Space, Logger: a.Logger, Store: a.Store}}
+	if _, _, err := s.current(ctx); err != nil { // the answer's own checks
+		return nil, err
+	}
+	return s, nil
 }
 
-// discover returns the scheme that answers for the resource of metaURL,
-// requested at target.
-func (d *Discovery) discover(ctx context.Context, metaURL string, target *url.URL) (anyauth.Scheme, error) {
+// discover returns what it learned of the resource of metaURL, requested
+// at target, whose challenge asked for the scopes asked.
+func (d *Discovery) discover(ctx context.Context, metaURL string, target *url.URL, asked []string) (*discoveredResource, error) {
 	mu, err := d.followable(metaURL)
 	if err != nil {
 		return nil, err
@@ -162,37 +174,48 @@ func (d *Discovery) discover(ctx context.Context, metaURL string, target *url.UR
 	}
 	key := issuer + "\x00" + rm.Resource
 	d.mu.Lock()
-	answer := d.answers[key]
+	r := d.resources[key]
 	d.mu.Unlock()
-	if answer != nil {
-		return answer, nil
+	if r != nil {
+		if d.Scopes == nil {
+			r.widen(asked)
+		}
+		return r, nil
 	}
 	tokenURL, err := d.tokenEndpoint(ctx, issuer)
 	if err != nil {
 		return nil, err
 	}
-	answer = d.newAnswer(issuer, tokenURL, rm.Resource, target, rm.ScopesSupported)
+	scopes := d.Scopes
+	switch {
+	case scopes != nil:
+	case len(asked) > 0:
+		scopes = asked
+	default:
+		scopes = rm.ScopesSupported
+	}
+	r = &discoveredResource{d: d, issuer: issuer, tokenURL: tokenURL, resource: rm.Resource, origin: originOfURL(target)}
+	r.widen(scopes)
+	if r.answer == nil { // no scopes
+		r.answer = d.newAnswer(issuer, tokenURL, rm.Resource, r.origin, nil)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.answers == nil {
-		d.answers = map[string]anyauth.Scheme{}
+	if d.resources == nil {
+		d.resources = map[string]*discoveredResource{}
 	}
-	if old := d.answers[key]; old != nil {
+	if old := d.resources[key]; old != nil {
 		return old, nil
 	}
-	d.answers[key] = answer
-	return answer, nil
+	d.resources[key] = r
+	return r, nil
 }
 
-// newAnswer makes the token cache that answers for resource.
-func (d *Discovery) newAnswer(issuer, tokenURL, resource string, target *url.URL, scopesSupported []string) anyauth.Scheme {
-	scopes := d.Scopes
-	if scopes == nil {
-		scopes = scopesSupported
-	}
+// newAnswer makes the token cache that answers for resource at origin
+// with tokens of scopes.
+func (d *Discovery) newAnswer(issuer, tokenURL, resource, origin string, scopes []string) anyauth.Scheme {
 	cfg := &clientcredentials.Config{ClientID: d.ClientID, ClientSecret: d.ClientSecret, TokenURL: tokenURL, Scopes: scopes,
 		EndpointParams: url.Values{"resource": {resource}}}
-	origin := originOfURL(target)
 	withClient := func(ctx context.Context) context.Context {
 		return context.WithValue(ctx, oauth2.HTTPClient, d.client())
 	}
