@@ -1,6 +1,6 @@
 // Package credhelper takes credentials from where Go users already keep
 // them: the GOAUTH variable of the go command, git's credential helpers,
-// and Docker's credential helpers.
+// and Docker's credential helpers and config.json.
 //
 //   - GoAuth reads a GOAUTH value with the go command's meaning (off,
 //     netrc, git DIR, and commands that print headers per URL prefix).
@@ -8,13 +8,17 @@
 //     tells the helpers whether they worked ("git credential approve" and
 //     "reject") when the Transport tells it.
 //   - Docker asks "docker-credential-NAME get" for a registry's.
+//   - DockerConfig reads Docker's config.json as the docker CLI does: the
+//     helper that credHelpers, else credsStore, names for a registry (run
+//     as Docker runs it), else the registry's auths entry.
 //
 // # Shapes
 //
-// Git and Docker give a user name and a password, so they are
-// anyauth.CredentialProviders, for Transport.Credentials, answering the
-// Basic and Digest challenges of the origins the user lists (Git.Origins,
-// Docker.Registries): a helper is never run for a host the user did not
+// Git, Docker and DockerConfig give a user name and a password, so they
+// are anyauth.CredentialProviders, for Transport.Credentials, answering
+// the Basic and Digest challenges of the origins the user lists
+// (Git.Origins, Docker.Registries, DockerConfig.Registries): a helper is
+// never run, nor a stored password sent, for a host the user did not
 // name. A GOAUTH command gives request headers, which no provider can
 // return, so GoAuth is two things: a Scheme that volunteers those headers
 // to https origins (anyauth.Volunteer) and runs the commands again on a
@@ -24,14 +28,15 @@
 // # Verdicts
 //
 // git stores a credential when it worked and forgets it when it was
-// refused. Git, Docker and GoAuth are anyauth.CredentialVerdicts: the
-// Transport tells them how their credentials fared, with no wrapper. Once
-// a server accepted a
-// fresh answer made with their credentials (a status below 400), Git
-// runs "git credential approve"; once a server refused one, Git runs
-// "git credential reject" and forgets it, and Docker forgets it (the
-// next request asks the helper again). GoAuth passes both to its git
-// entries. Each acts only on credentials it gave itself, so they can
+// refused. Git, Docker, DockerConfig and GoAuth are
+// anyauth.CredentialVerdicts: the Transport tells them how their
+// credentials fared, with no wrapper. Once a server accepted a fresh
+// answer made with their credentials (a status below 400), Git runs "git
+// credential approve"; once a server refused one, Git runs "git
+// credential reject" and forgets it, Docker forgets it (the next request
+// asks the helper again), and so does DockerConfig (the next request asks
+// the helper again, or reads the file again). GoAuth passes both to its
+// git entries. Each acts only on credentials it gave itself, so they can
 // share an anyauth.Chain, which passes the verdicts on to its members.
 //
 // WithChallenges wraps schemes for what the Transport does not tell a

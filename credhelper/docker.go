@@ -122,7 +122,14 @@ func (d *Docker) Get(ctx context.Context, serverAddress string) (*anyauth.UserPa
 
 // allows reports whether space is a registry of d.Registries.
 func (d *Docker) allows(space *anyauth.ProtectionSpace) bool {
-	for _, r := range d.Registries {
+	return registryAllowed(d.Registries, space)
+}
+
+// registryAllowed reports whether space is the space of one of
+// registries ("host[:port]" over https, or "http(s)://host[:port]"),
+// never a proxy's.
+func registryAllowed(registries []string, space *anyauth.ProtectionSpace) bool {
+	for _, r := range registries {
 		if !strings.Contains(r, "://") {
 			r = "https://" + r
 		}

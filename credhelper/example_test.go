@@ -1,10 +1,14 @@
 package credhelper_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/anyauth/anyauth"
 	"github.com/anyauth/anyauth/credhelper"
@@ -73,4 +77,53 @@ func ExampleDocker() {
 		Credentials: anyauth.Chain{docker, anyauth.NetrcFromEnv()},
 	}}
 	_ = client // client.Get("https://registry.example.com/v2/")
+}
+
+// Docker's config.json answers a registry's challenge as the docker CLI
+// would: here with its auths entry, as docker login leaves it when no
+// credential helper is configured.
+func ExampleDockerConfig() {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if user, pass, ok := r.BasicAuth(); ok && user == "alice" && pass == "s3cret" {
+			fmt.Fprintf(w, "hello %s", user)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="registry"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	registry := strings.TrimPrefix(srv.URL, "https://") // 127.0.0.1:PORT
+
+	dir, err := os.MkdirTemp("", "docker-config")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "config.json")
+	auth := base64.StdEncoding.EncodeToString([]byte("alice:s3cret"))
+	config := fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, "https://"+registry, auth)
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	// credhelper.DockerConfigFromEnv("registry.example.com") reads the
+	// docker CLI's own file, $DOCKER_CONFIG/config.json or
+	// ~/.docker/config.json.
+	docker := &credhelper.DockerConfig{Path: path, Registries: []string{registry}}
+	client := &http.Client{Transport: &anyauth.Transport{
+		Base:        srv.Client().Transport,
+		Schemes:     []anyauth.Scheme{schemes.Basic{}},
+		Credentials: docker, // Refused: the file is read again
+	}}
+	resp, err := client.Get(srv.URL + "/v2/")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Println(resp.Status, string(body))
+	// Output: 200 OK hello alice
 }

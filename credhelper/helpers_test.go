@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,12 +40,24 @@ func readFile(t *testing.T, path string) string {
 }
 
 // basicServer answers 200 "hello USER" to Basic user:pass in realm, and
-// 401 with a Basic challenge otherwise. It counts its requests.
+// 401 with a Basic challenge otherwise. It counts its requests and keeps
+// the Authorization headers they carried.
 type basicServer struct {
 	*httptest.Server
 	user, realm string
 	pass        atomic.Value // string
 	requests    atomic.Int32
+
+	mu             sync.Mutex
+	authorizations []string // "" for a request without one
+}
+
+// sawAuthorizations returns the Authorization header of each request so
+// far, "" for none.
+func (s *basicServer) sawAuthorizations() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.authorizations)
 }
 
 func newBasicServer(t *testing.T, tls bool, user, pass, realm string) *basicServer {
@@ -52,6 +66,9 @@ func newBasicServer(t *testing.T, tls bool, user, pass, realm string) *basicServ
 	s.pass.Store(pass)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
+		s.mu.Lock()
+		s.authorizations = append(s.authorizations, r.Header.Get("Authorization"))
+		s.mu.Unlock()
 		u, p, ok := r.BasicAuth()
 		if !ok || u != s.user || p != s.pass.Load().(string) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="`+s.realm+`"`)

@@ -105,7 +105,7 @@ type options struct {
 	cookieOut       string // -c
 	proxyAnyauth    bool   // -proxy-anyauth (what fetch always does)
 
-	credhelper credhelperOptions // -goauth, -git-credential (credhelper.go)
+	credhelper credhelperOptions // -goauth, -git-credential, -docker-config (credhelper.go)
 
 	// closers release what newTransport opened (the token cache's
 	// client), when the run ends.
