@@ -82,7 +82,7 @@ type Discovery struct {
 	Store TokenStore
 
 	mu        sync.Mutex
-	docs      map[string]*metadataDoc         // by URL
+	docs      map[string]*metadataDoc        // by URL
 	resources map[string]*discoveredResource // by issuer and resource
 }
 
