@@ -84,6 +84,7 @@ type Discovery struct {
 	mu        sync.Mutex
 	docs      map[string]*metadataDoc        // by URL
 	resources map[string]*discoveredResource // by issuer and resource
+	covers    map[string]string              // resource_metadata URL → the resource it named
 }
 
 // ErrDiscoveryRefused is wrapped by the errors of Discovery's security
@@ -117,6 +118,33 @@ func (d *Discovery) Strength(c *anyauth.Challenge) (anyauth.Strength, bool) {
 		return StrengthDPoP, true
 	}
 	return anyauth.StrengthBearer, true
+}
+
+// Scope covers the resource's paths: once the metadata at c's
+// resource_metadata has named the resource (RFC 9728 §2), a challenge
+// that points to it answers for every path under the resource
+// identifier, not only the challenged request's directory, so that other
+// paths of the resource get the token without a 401 first. Before that,
+// and for a request the resource does not cover, it covers the directory.
+func (d *Discovery) Scope(c *anyauth.Challenge, u *url.URL) []string {
+	d.mu.Lock()
+	resource, ok := d.covers[c.Param("resource_metadata")]
+	d.mu.Unlock()
+	if !ok || !resourceCovers(resource, u) {
+		return nil
+	}
+	ru, err := url.Parse(resource)
+	if err != nil {
+		return nil
+	}
+	switch p := ru.EscapedPath(); {
+	case p == "" || p == "/":
+		return []string{"/"}
+	case p == u.EscapedPath():
+		return nil // the resource is this very path: its directory
+	default:
+		return []string{strings.TrimSuffix(p, "/") + "/"}
+	}
 }
 
 // Begin discovers how to get a token for the space's resource and begins
@@ -157,6 +185,12 @@ func (d *Discovery) discover(ctx context.Context, metaURL string, target *url.UR
 	if !resourceCovers(rm.Resource, target) {
 		return nil, fmt.Errorf("%w: the resource metadata names the resource %q, not %s (RFC 9728 §3.3)", ErrDiscoveryRefused, truncateForError(rm.Resource), safeLink(target))
 	}
+	d.mu.Lock()
+	if d.covers == nil || len(d.covers) >= 256 {
+		d.covers = map[string]string{}
+	}
+	d.covers[metaURL] = rm.Resource
+	d.mu.Unlock()
 	issuer := ""
 	for _, as := range rm.AuthorizationServers {
 		for _, allowed := range d.Issuers {

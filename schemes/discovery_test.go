@@ -196,3 +196,27 @@ func TestDiscoveryMetadataCache(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscoveryCoversTheResource: once the metadata has named the
+// resource (here the whole origin), a challenge that points to it covers
+// every path of the resource: a third directory gets the token without a
+// 401 first, where the first two each met one.
+func TestDiscoveryCoversTheResource(t *testing.T) {
+	w := newDiscoveryWorld(t)
+	tr := w.transport(nil)
+	for _, tc := range []struct {
+		path  string
+		trips int64
+	}{{"/api/x", 2}, {"/other/z", 2}, {"/third/q", 1}, {"/api/y", 1}} {
+		before := w.rsHits.Load()
+		if st := getStatus(t, tr, w.rs.URL+tc.path); st != 200 {
+			t.Fatalf("%s: status %d", tc.path, st)
+		}
+		if n := w.rsHits.Load() - before; n != tc.trips {
+			t.Errorf("%s: %d round trips, want %d", tc.path, n, tc.trips)
+		}
+	}
+	if w.tokenHits.Load() != 1 || w.metaHits.Load() != 1 {
+		t.Errorf("%d token requests, %d metadata fetches; want 1, 1", w.tokenHits.Load(), w.metaHits.Load())
+	}
+}
