@@ -36,6 +36,15 @@ const (
 	// another resource: a client that checks the metadata (RFC 9728
 	// section 3.3) must not use it.
 	PathWrongMetadata = "/wrongmeta/"
+	// PathDPoPWrite is PathDPoP plus a scope: once the token, proof,
+	// nonce and jti passed, the token's scope must hold
+	// OIDCScopeAPIWrite, else the answer is express-oauth2-jwt-bearer's
+	// own 403 insufficient_scope (RFC 6750 section 3.1).
+	PathDPoPWrite = "/dpop-write/"
+	// PathBearerWrite is PathBearer plus a scope, as PathDPoPWrite is
+	// PathDPoP's: a plain Bearer token whose scope holds
+	// OIDCScopeAPIWrite.
+	PathBearerWrite = "/bearer-write/"
 	// ProtectedResourceMetadataPath is where the DPoP resource server
 	// serves its protected resource metadata (RFC 9728 section 3).
 	ProtectedResourceMetadataPath = "/.well-known/oauth-protected-resource"
@@ -151,6 +160,18 @@ type DPoPResourceOptions struct {
 //     without credentials, Bearer error="invalid_token",
 //     error_description="…", resource_metadata=… for a token that is not
 //     valid, DPoP-bound, or sent with the DPoP scheme.
+//   - PathDPoPWrite and PathBearerWrite: PathDPoP and PathBearer, the
+//     same answers, except that a request that passed all their checks
+//     but whose token's scope lacks OIDCScopeAPIWrite is refused by
+//     express-oauth2-jwt-bearer's own requiredScopes middleware, with the
+//     library's answer: 403 Bearer realm="api",
+//     error="insufficient_scope", error_description="Insufficient Scope"
+//     (or "Missing 'scope' claim"), scope="api:write" — a Bearer
+//     challenge, without algs and resource_metadata, on PathDPoPWrite
+//     too — and, on PathDPoPWrite, DPoP-Nonce. Its outcome is
+//     DPoPInsufficientScope. On PathDPoPWrite such a request counts as
+//     accepted: its proof's jti is remembered (DistinctJTIs) and it
+//     counts towards the nonce rotation, as a 200 does.
 //   - ProtectedResourceMetadataPath (and, when Resource is a URL with a
 //     path on this server, its RFC 9728 well-known URL): {resource,
 //     authorization_servers: [Issuer], bearer_methods_supported:
@@ -160,8 +181,9 @@ type DPoPResourceOptions struct {
 //
 // Refusals carry Cache-Control: no-store and a JSON body {error,
 // error_description}. The nonce rotates every NonceEvery accepted
-// requests on the DPoP locations; the previous one stays valid until the
-// next rotation. Counts counts the answers.
+// requests (token, proof, nonce and jti good, whatever the scope) on the
+// DPoP locations; the previous one stays valid until the next rotation.
+// Counts counts the answers.
 type DPoPResource struct {
 	URL              string   // "http://127.0.0.1:PORT", no trailing slash
 	Resource         string   // the resource identifier: the tokens' aud, the metadata's resource
@@ -188,8 +210,8 @@ type DPoPReply struct {
 	Sub        string `json:"sub"`         // the token's sub
 	ClientID   string `json:"client_id"`   // the token's client_id
 	Scope      string `json:"scope"`       // the token's scope
-	JKT        string `json:"jkt"`         // the token's cnf.jkt ("" on PathBearer)
-	JTI        string `json:"jti"`         // the proof's jti ("" on PathBearer)
+	JKT        string `json:"jkt"`         // the token's cnf.jkt ("" on PathBearer, PathBearerWrite)
+	JTI        string `json:"jti"`         // the proof's jti ("" on PathBearer, PathBearerWrite)
 	TokenJTI   string `json:"token_jti"`   // the token's jti
 	Method     string `json:"method"`      // the request method
 	Path       string `json:"path"`        // the request path, without query
@@ -213,6 +235,9 @@ type dpopResourceConfig struct {
 	PathDPoP          string         `json:"pathDPoP"`
 	PathBearer        string         `json:"pathBearer"`
 	PathWrongMetadata string         `json:"pathWrongMetadata"`
+	PathDPoPWrite     string         `json:"pathDPoPWrite"`
+	PathBearerWrite   string         `json:"pathBearerWrite"`
+	WriteScope        string         `json:"writeScope"`
 	MetadataPaths     []string       `json:"metadataPaths"`
 	MetadataURL       string         `json:"metadataUrl"`
 	Metadata          map[string]any `json:"metadata"`
@@ -304,8 +329,9 @@ func StartDPoPResourceForTest(t testing.TB, opts DPoPResourceOptions) *DPoPResou
 // op says) whose resource is a DPoP resource server's URL, then that
 // server with rs, its Issuer and JWKSURL set to the provider's: the
 // provider's DPoP-bound access tokens are good on the server's PathDPoP,
-// its plain ones on PathBearer. op.Resource and rs.Resource, if set, must
-// be equal; rs.Port must be 0.
+// its plain ones on PathBearer; on PathDPoPWrite and PathBearerWrite
+// likewise when they were asked for with the scope OIDCScopeAPIWrite.
+// op.Resource and rs.Resource, if set, must be equal; rs.Port must be 0.
 func StartDPoPStack(op OIDCProviderOptions, rs DPoPResourceOptions) (*OIDCProvider, *DPoPResource, error) {
 	if rs.Port != 0 || op.Resource != rs.Resource {
 		return nil, nil, errors.New("testserver: StartDPoPStack: set no port, and the same resource (or none) on both")
@@ -417,6 +443,9 @@ func (r *DPoPResource) startOn(node, script string, port int, opts DPoPResourceO
 		PathDPoP:          PathDPoP,
 		PathBearer:        PathBearer,
 		PathWrongMetadata: PathWrongMetadata,
+		PathDPoPWrite:     PathDPoPWrite,
+		PathBearerWrite:   PathBearerWrite,
+		WriteScope:        OIDCScopeAPIWrite,
 		MetadataPaths:     metadataPaths,
 		MetadataURL:       r.MetadataURL,
 		Metadata:          metadata,
@@ -490,6 +519,9 @@ const (
 	DPoPInvalidToken   = "invalid_token"
 	DPoPNoToken        = "no_token"
 	DPoPInvalidRequest = "invalid_request"
+	// DPoPInsufficientScope is the 403 of PathDPoPWrite and
+	// PathBearerWrite to a token without OIDCScopeAPIWrite.
+	DPoPInsufficientScope = "insufficient_scope"
 )
 
 // DPoPCounts counts what a DPoPResource answered. The server writes one
@@ -498,17 +530,18 @@ const (
 type DPoPCounts struct {
 	// Outcomes counts the answers of all protected locations by outcome:
 	// DPoPOK, DPoPUseNonce, DPoPInvalidProof, DPoPInvalidToken,
-	// DPoPNoToken, DPoPInvalidRequest.
+	// DPoPNoToken, DPoPInvalidRequest, DPoPInsufficientScope.
 	Outcomes map[string]int
 	// Paths counts them by location and outcome, e.g. "/dpop/ ok",
-	// "/bearer/ invalid_token".
+	// "/bearer/ invalid_token", "/dpop-write/ insufficient_scope".
 	Paths map[string]int
 	// NonceRotations counts the nonce changes (not the first nonce).
 	NonceRotations int
 	// MetadataFetches counts the GETs of the metadata, and
 	// WrongMetadataFetches those of WrongMetadataPath.
 	MetadataFetches, WrongMetadataFetches int
-	// DistinctJTIs counts the proofs accepted (each jti once), and
+	// DistinctJTIs counts the proofs accepted (each jti once, including
+	// those of DPoPInsufficientScope answers), and
 	// RepeatedJTIs the proofs refused because their jti was seen before.
 	DistinctJTIs, RepeatedJTIs int
 	// ServerErrors counts internal errors (500); there should be none.

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -150,12 +151,22 @@ func proofJTI(t *testing.T, proof string) string {
 
 // dpopToken gets a client_credentials access token for OIDCFleetClientID
 // from p, bound to k when k is not nil, answering the token endpoint's
-// use_dpop_nonce once.
+// use_dpop_nonce once. It asks for no scope: the token has none.
 func dpopToken(t *testing.T, p *OIDCProvider, k *proofKey) string {
 	t.Helper()
+	return scopedToken(t, p, k, "")
+}
+
+// scopedToken is dpopToken asking for scope if not "".
+func scopedToken(t *testing.T, p *OIDCProvider, k *proofKey, scope string) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if scope != "" {
+		form.Set("scope", scope)
+	}
 	nonce := ""
 	for attempt := 0; attempt < 2; attempt++ {
-		req, _ := http.NewRequest("POST", p.TokenURL, strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
+		req, _ := http.NewRequest("POST", p.TokenURL, strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.SetBasicAuth(OIDCFleetClientID, OIDCFleetSecret)
 		if k != nil {
@@ -495,4 +506,148 @@ func TestDPoPResourceNoNonce(t *testing.T) {
 	time.Sleep(time.Until(time.Unix(int64(claims["exp"].(float64)), 0)) + 100*time.Millisecond)
 	a = call(t, "GET", u, "DPoP "+token, key.proof(t, "GET", u, token, "", nil), "")
 	wantRefusal(t, "expired", a, `DPoP error="invalid_token", error_description="'exp' claim timestamp check failed"`)
+}
+
+// oneChallenge parses a WWW-Authenticate value that is one challenge with
+// auth-params only, each a quoted-string without escapes: its scheme and
+// params, or ok false.
+func oneChallenge(s string) (scheme string, params map[string]string, ok bool) {
+	scheme, rest, _ := strings.Cut(s, " ")
+	params = map[string]string{}
+	for rest != "" {
+		name, after, found := strings.Cut(rest, `="`)
+		value, tail, closed := strings.Cut(after, `"`)
+		if !found || !closed || name == "" || strings.ContainsAny(name, ` ,"`) {
+			return "", nil, false
+		}
+		if _, dup := params[name]; dup {
+			return "", nil, false
+		}
+		params[name] = value
+		if rest = strings.TrimPrefix(tail, ", "); rest == tail && tail != "" {
+			return "", nil, false
+		}
+	}
+	return scheme, params, scheme != ""
+}
+
+// wantInsufficientScope checks that a is express-oauth2-jwt-bearer's
+// insufficient_scope answer for the scope OIDCScopeAPIWrite, with
+// description, and a DPoP-Nonce when dpop.
+func wantInsufficientScope(t *testing.T, what string, a rsAnswer, description string, dpop bool) {
+	t.Helper()
+	want := `Bearer realm="api", error="insufficient_scope", error_description="` + description + `", scope="api:write"`
+	if a.status != http.StatusForbidden || a.challenge != want {
+		t.Errorf("%s: %d %q, WWW-Authenticate %q; want 403 %s", what, a.status, a.body, a.challenge, want)
+	}
+	scheme, params, ok := oneChallenge(a.challenge)
+	if !ok || scheme != "Bearer" || params["error"] != DPoPInsufficientScope || params["scope"] != OIDCScopeAPIWrite {
+		t.Errorf("%s: challenge %q: scheme %q, params %v; want Bearer, error insufficient_scope, scope %s",
+			what, a.challenge, scheme, params, OIDCScopeAPIWrite)
+	}
+	var body struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if err := json.Unmarshal([]byte(a.body), &body); err != nil || body.Error != DPoPInsufficientScope || body.Description != description {
+		t.Errorf("%s: body %q (%v)", what, a.body, err)
+	}
+	if a.cache != "no-store" || (a.nonce != "") != dpop {
+		t.Errorf("%s: Cache-Control %q, DPoP-Nonce %q", what, a.cache, a.nonce)
+	}
+}
+
+// TestDPoPResourceScope: PathDPoPWrite and PathBearerWrite refuse a token
+// without OIDCScopeAPIWrite with express-oauth2-jwt-bearer's own 403
+// insufficient_scope, after every check of PathDPoP and PathBearer, and
+// take one with it; a 403 on PathDPoPWrite counts as an accepted request
+// for the nonce rotation, and its proof's jti is spent.
+func TestDPoPResourceScope(t *testing.T) {
+	p, rs := StartDPoPStackForTest(t, OIDCProviderOptions{DPoPNonces: true}, DPoPResourceOptions{NonceEvery: 2})
+	meta := `resource_metadata="` + rs.MetadataURL + `"`
+	writeURL := rs.URL + PathDPoPWrite + "items"
+	key := newProofKey(t, "ES256")
+	read := scopedToken(t, p, key, OIDCScopeAPIRead)
+	write := scopedToken(t, p, key, OIDCScopeAPIRead+" "+OIDCScopeAPIWrite)
+	none := dpopToken(t, p, key)
+	for tok, want := range map[string]any{read: "api:read", write: "api:read api:write", none: nil} {
+		if _, claims := jwtParts(t, tok); claims["scope"] != want {
+			t.Fatalf("token scope %v, want %v", claims["scope"], want)
+		}
+	}
+
+	// The checks of PathDPoP come first: no token, no proof, no nonce.
+	a := call(t, "GET", writeURL, "", "", "")
+	if a.status != http.StatusUnauthorized || a.challenge != `DPoP algs="ES256 EdDSA RS256", `+meta {
+		t.Errorf("no token: %d %q", a.status, a.challenge)
+	}
+	wantRefusal(t, "read token without proof", call(t, "GET", writeURL, "DPoP "+read, "", ""), `DPoP error="invalid_token", `)
+	a = call(t, "GET", writeURL, "DPoP "+read, key.proof(t, "GET", writeURL, read, "", nil), "")
+	wantRefusal(t, "read token without nonce", a, `DPoP error="use_dpop_nonce", `)
+	nonce := a.nonce
+
+	// Then the scope: the library's 403, with the current nonce. It is the
+	// first accepted request: no rotation yet.
+	proof := key.proof(t, "GET", writeURL, read, nonce, nil)
+	a = call(t, "GET", writeURL, "DPoP "+read, proof, "")
+	t.Logf("api:read token on %s: %d, WWW-Authenticate: %s, DPoP-Nonce: %s, body %s", PathDPoPWrite, a.status, a.challenge, a.nonce, a.body)
+	wantInsufficientScope(t, "read token", a, "Insufficient Scope", true)
+	if a.nonce != nonce {
+		t.Errorf("nonce rotated after 1 accepted request: %q, was %q", a.nonce, nonce)
+	}
+	// Its proof was accepted: its jti is spent.
+	a = call(t, "GET", writeURL, "DPoP "+read, proof, "")
+	wantRefusal(t, "proof of a 403 again", a, `DPoP error="invalid_dpop_proof", error_description="DPoP proof jti was already used"`)
+	// A token without scope: the library's other description. The second
+	// accepted request: the nonce rotates, and the 403 carries the new one.
+	a = call(t, "POST", writeURL, "DPoP "+none, key.proof(t, "POST", writeURL, none, nonce, nil), "x")
+	wantInsufficientScope(t, "token without scope", a, "Missing 'scope' claim", true)
+	if a.nonce == nonce || a.nonce == "" {
+		t.Errorf("nonce did not rotate after 2 accepted requests (both 403): %q", a.nonce)
+	}
+	nonce = a.nonce
+
+	// With api:write: 200, as on PathDPoP.
+	proof = key.proof(t, "POST", writeURL, write, nonce, nil)
+	a = call(t, "POST", writeURL+"?q=1", "DPoP "+write, proof, "hello")
+	wantReply := DPoPReply{Sub: OIDCFleetClientID, ClientID: OIDCFleetClientID, Scope: "api:read api:write", JKT: key.thumbprint(),
+		JTI: proofJTI(t, proof), TokenJTI: a.reply.TokenJTI, Method: "POST", Path: PathDPoPWrite + "items",
+		BodySHA256: strings.Fields(EchoReply([]byte("hello")))[0], BodyBytes: 5}
+	if a.status != http.StatusOK || a.reply != wantReply || a.nonce != nonce || a.cache != "no-store" {
+		t.Errorf("write token: %d %q, DPoP-Nonce %q (sent %q)\nwant %+v", a.status, a.body, a.nonce, nonce, wantReply)
+	}
+	if !slices.Contains(strings.Fields(a.reply.Scope), OIDCScopeAPIWrite) {
+		t.Errorf("reply scope %q without %s", a.reply.Scope, OIDCScopeAPIWrite)
+	}
+	// PathDPoP wants no scope.
+	u := rs.URL + PathDPoP
+	if a = call(t, "GET", u, "DPoP "+read, key.proof(t, "GET", u, read, nonce, nil), ""); a.status != http.StatusOK || a.reply.Scope != OIDCScopeAPIRead {
+		t.Errorf("read token on %s: %d %q", PathDPoP, a.status, a.body)
+	}
+
+	// PathBearerWrite: the checks of PathBearer, then the scope.
+	bearerURL := rs.URL + PathBearerWrite + "x"
+	plainRead := scopedToken(t, p, nil, OIDCScopeAPIRead)
+	plainWrite := scopedToken(t, p, nil, OIDCScopeAPIRead+" "+OIDCScopeAPIWrite)
+	if a = call(t, "GET", bearerURL, "", "", ""); a.status != http.StatusUnauthorized || a.challenge != "Bearer "+meta {
+		t.Errorf("bearer-write, no token: %d %q", a.status, a.challenge)
+	}
+	wantRefusal(t, "bound write token as Bearer", call(t, "GET", bearerURL, "Bearer "+write, "", ""),
+		`Bearer error="invalid_token", error_description="DPoP-bound (or otherwise sender-constrained) token presented as a Bearer token", `+meta)
+	a = call(t, "GET", bearerURL, "Bearer "+plainRead, "", "")
+	t.Logf("api:read token on %s: %d, WWW-Authenticate: %s, body %s", PathBearerWrite, a.status, a.challenge, a.body)
+	wantInsufficientScope(t, "plain read token", a, "Insufficient Scope", false)
+	a = call(t, "PUT", bearerURL, "Bearer "+plainWrite, "", "data")
+	if a.status != http.StatusOK || a.reply.Scope != "api:read api:write" || a.reply.JKT != "" || a.reply.Path != PathBearerWrite+"x" || a.nonce != "" {
+		t.Errorf("plain write token: %d %q %+v, DPoP-Nonce %q", a.status, a.challenge, a.reply, a.nonce)
+	}
+
+	c := rs.Counts()
+	if got, want := c.String(), "outcomes{insufficient_scope:3 invalid_dpop_proof:1 invalid_token:2 no_token:2 ok:3 use_dpop_nonce:1} rotations 2 metadata 0 wrong 0 jti 4/1"; got != want {
+		t.Errorf("counts\n got %s\nwant %s", got, want)
+	}
+	if c.Paths["/dpop-write/ insufficient_scope"] != 2 || c.Paths["/bearer-write/ insufficient_scope"] != 1 ||
+		c.Paths["/dpop-write/ ok"] != 1 || c.Paths["/bearer-write/ ok"] != 1 || c.Outcomes[DPoPInsufficientScope] != 3 {
+		t.Errorf("counts by path: %v", c.Paths)
+	}
 }

@@ -37,7 +37,9 @@ import (
 const (
 	// OIDCFleetClientID is a confidential client allowed only
 	// client_credentials, authenticating with client_secret_basic (HTTP
-	// Basic) and OIDCFleetSecret.
+	// Basic) and OIDCFleetSecret. It may ask for the scopes
+	// OIDCScopeAPIRead and OIDCScopeAPIWrite; a token gets those it asked
+	// for (none without a scope parameter).
 	OIDCFleetClientID = "fleet"
 	// OIDCFleetPostClientID is OIDCFleetClientID's twin that
 	// authenticates with client_secret_post (client_id and client_secret
@@ -47,7 +49,9 @@ const (
 	// OIDCFleetPostClientID.
 	OIDCFleetSecret = "fleet-secret-0123456789abcdef"
 	// OIDCRotatingClientID is a confidential client (client_secret_basic,
-	// OIDCRotatingSecret) allowed authorization_code and refresh_token.
+	// OIDCRotatingSecret) allowed authorization_code and refresh_token,
+	// and the scopes openid, offline_access and OIDCScopeAPIRead (not
+	// OIDCScopeAPIWrite: invalid_scope).
 	// Its refresh tokens rotate on every use: each refresh answers a new
 	// one and consumes the old one.
 	OIDCRotatingClientID = "rotating"
@@ -60,9 +64,15 @@ const (
 
 // Scopes and defaults of the provider.
 const (
-	// OIDCScopeAPIRead is the one scope of the resource server; access
-	// tokens for it are JWTs.
+	// OIDCScopeAPIRead is a scope of the resource server; access tokens
+	// for it are JWTs.
 	OIDCScopeAPIRead = "api:read"
+	// OIDCScopeAPIWrite is the resource server's other scope, which only
+	// the client-credentials clients may ask for; DPoPResource's
+	// PathDPoPWrite and PathBearerWrite want it in the token, so that a
+	// token with OIDCScopeAPIRead only meets a 403 insufficient_scope
+	// there (a client's scope step-up, RFC 6750 section 3.1).
+	OIDCScopeAPIWrite = "api:write"
 	// OIDCDefaultResource is the resource indicator (the access tokens'
 	// "aud") when OIDCProviderOptions.Resource is empty.
 	OIDCDefaultResource = "https://api.anyauth.test/"
@@ -197,17 +207,19 @@ var oidcClients = []oidcClient{
 	{
 		ClientID: OIDCFleetClientID, ClientSecret: OIDCFleetSecret,
 		GrantTypes: []string{"client_credentials"}, ResponseTypes: []string{}, RedirectURIs: []string{},
-		TokenEndpointAuthMethod: "client_secret_basic", Scope: OIDCScopeAPIRead,
+		TokenEndpointAuthMethod: "client_secret_basic", Scope: OIDCScopeAPIRead + " " + OIDCScopeAPIWrite,
 	},
 	{
 		ClientID: OIDCFleetPostClientID, ClientSecret: OIDCFleetSecret,
 		GrantTypes: []string{"client_credentials"}, ResponseTypes: []string{}, RedirectURIs: []string{},
-		TokenEndpointAuthMethod: "client_secret_post", Scope: OIDCScopeAPIRead,
+		TokenEndpointAuthMethod: "client_secret_post", Scope: OIDCScopeAPIRead + " " + OIDCScopeAPIWrite,
 	},
 	{
 		ClientID: OIDCRotatingClientID, ClientSecret: OIDCRotatingSecret,
 		GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
 		RedirectURIs: []string{OIDCRedirectURL}, TokenEndpointAuthMethod: "client_secret_basic",
+		// The scopes it could ask for before OIDCScopeAPIWrite existed.
+		Scope: "openid offline_access " + OIDCScopeAPIRead,
 	},
 }
 
@@ -297,7 +309,7 @@ func (p *OIDCProvider) startOn(node, script string, port, tlsPort int) error {
 		TLSKey:          filepath.Join(p.Dir, "tls", "key.pem"),
 		EventLog:        p.eventLog,
 		Resource:        p.Resource,
-		ResourceScopes:  []string{OIDCScopeAPIRead},
+		ResourceScopes:  []string{OIDCScopeAPIRead, OIDCScopeAPIWrite},
 		AccessTokenTTL:  int64(p.AccessTokenTTL / time.Second),
 		RefreshTokenTTL: int64(p.RefreshTokenTTL / time.Second),
 		Account:         User,

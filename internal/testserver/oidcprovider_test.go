@@ -456,3 +456,46 @@ func TestOIDCProviderDPoPNonces(t *testing.T) {
 	wantCounts(t, "dpop", p.TokenRequests(),
 		"success{client_credentials:1} errors{client_credentials:1} codes{use_dpop_nonce:1} revoked 0")
 }
+
+// TestOIDCProviderScopes: the client-credentials clients get the scopes
+// they ask for, OIDCScopeAPIRead alone or with OIDCScopeAPIWrite, in the
+// token response and in the JWT's scope claim; the rotating client may
+// not ask for OIDCScopeAPIWrite.
+func TestOIDCProviderScopes(t *testing.T) {
+	p := StartOIDCProviderForTest(t, OIDCProviderOptions{})
+	ctx := oauthCtx(t)
+	for _, style := range []oauth2.AuthStyle{oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams} {
+		for _, scopes := range [][]string{
+			{OIDCScopeAPIRead},
+			{OIDCScopeAPIRead, OIDCScopeAPIWrite},
+			{OIDCScopeAPIWrite},
+		} {
+			cc := p.ClientCredentials(style, scopes...)
+			tok, err := cc.Token(ctx)
+			if err != nil {
+				t.Fatalf("%s asking for %q: %v", cc.ClientID, scopes, err)
+			}
+			checkAccessToken(t, p, tok, cc.ClientID)
+			_, claims := jwtParts(t, tok.AccessToken)
+			want := strings.Join(scopes, " ")
+			if claims["scope"] != want || tok.Extra("scope") != want {
+				t.Errorf("%s asking for %q: JWT scope %v, response scope %v; want %q", cc.ClientID, scopes, claims["scope"], tok.Extra("scope"), want)
+			}
+		}
+	}
+
+	// The rotating client: OIDCScopeAPIRead as before, OIDCScopeAPIWrite
+	// refused at the authorization endpoint.
+	tok, err := p.LoginRefreshToken(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, claims := jwtParts(t, tok.AccessToken); claims["scope"] != OIDCScopeAPIRead {
+		t.Errorf("rotating client's access token scope %v, want %s", claims["scope"], OIDCScopeAPIRead)
+	}
+	_, _, err = p.AuthorizationCode(t.Context(), oauth2.SetAuthURLParam("scope", "openid "+OIDCScopeAPIRead+" "+OIDCScopeAPIWrite))
+	if err == nil || !strings.Contains(err.Error(), "invalid_scope") {
+		t.Errorf("rotating client asking for %s: %v, want invalid_scope", OIDCScopeAPIWrite, err)
+	}
+	t.Logf("rotating client asking for %s: %v", OIDCScopeAPIWrite, err)
+}

@@ -32,6 +32,17 @@
 //     line per answered request, nonce rotation and metadata fetch, written
 //     synchronously before the response is sent.
 //
+// The locations cfg.pathDPoPWrite and cfg.pathBearerWrite are cfg.pathDPoP
+// and cfg.pathBearer plus a scope: once every check of the base location
+// passed, the library's own requiredScopes(cfg.writeScope) middleware runs,
+// and its InsufficientScopeError is answered as the library builds it
+// (status 403, its WWW-Authenticate: Bearer realm="api",
+// error="insufficient_scope", error_description="...", scope="..."), with
+// Cache-Control: no-store, a JSON body {error, error_description} and, on
+// the DPoP location, the DPoP-Nonce. On the DPoP location such a request's
+// token and proof were accepted: its jti is remembered and it counts
+// towards the nonce rotation like a 200.
+//
 // The URL the proofs' htu must name is the server's own,
 // cfg.origin + path: the Host header is replaced by the configured
 // authority before the library computes the request URL, so that a client
@@ -42,7 +53,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 
 import express from 'express';
-import { auth } from 'express-oauth2-jwt-bearer';
+import { auth, InsufficientScopeError, requiredScopes } from 'express-oauth2-jwt-bearer';
 
 const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const authority = new URL(cfg.origin).host;
@@ -91,7 +102,12 @@ const dpopAuth = auth({
   dpop: { enabled: true, required: true, iatOffset: cfg.iatWindow, iatLeeway: cfg.iatWindow },
 });
 const bearerAuth = auth({ ...common, dpop: { enabled: false } });
+// The scope check of the write locations, run after the auth middleware
+// above set req.auth.
+const writeScope = requiredScopes(cfg.writeScope);
 
+// runAuth runs an express middleware of the library and resolves with the
+// error it passed to next, undefined if none.
 function runAuth(middleware, req, res) {
   return new Promise((resolve) => {
     middleware(req, res, (err) => resolve(err));
@@ -126,6 +142,25 @@ function refuse(res, kind, scheme, metadataUrl, outcome, description) {
   res.json(error ? { error, error_description: description } : { error_description: description });
 }
 
+// checkScope runs the library's requiredScopes middleware (scoped
+// locations only) and, when the token lacks the scope, answers with the
+// library's own status and WWW-Authenticate, plus the current DPoP-Nonce on
+// a DPoP location (dpop). It returns whether it answered. Errors other than
+// the library's InsufficientScopeError are thrown.
+async function checkScope(scoped, dpop, req, res, kind) {
+  if (!scoped) return false;
+  const err = await runAuth(writeScope, req, res);
+  if (!err) return false;
+  if (!(err instanceof InsufficientScopeError)) throw err;
+  record({ event: 'request', path: kind, outcome: err.code, description: err.message });
+  res.status(err.status);
+  res.set(err.headers);
+  res.set('Cache-Control', 'no-store');
+  if (dpop && cfg.nonce) res.set('DPoP-Nonce', nonce);
+  res.json({ error: err.code, error_description: err.message });
+  return true;
+}
+
 async function readBody(req) {
   const hash = createHash('sha256');
   let bytes = 0;
@@ -157,8 +192,9 @@ function credentials(req) {
 // --- handlers -----------------------------------------------------------------
 
 // protectedDPoP serves a location that wants DPoP-bound tokens with a proof
-// (and the server nonce); its challenges point to metadataUrl.
-function protectedDPoP(kind, metadataUrl) {
+// (and the server nonce); its challenges point to metadataUrl. A scoped
+// location wants cfg.writeScope too.
+function protectedDPoP(kind, metadataUrl, scoped = false) {
   return async (req, res, next) => {
     const deny = (outcome, description) => refuse(res, kind, 'DPoP', metadataUrl, outcome, description);
     try {
@@ -214,6 +250,7 @@ function protectedDPoP(kind, metadataUrl) {
         nonce = newNonce();
         record({ event: 'nonce.rotated' });
       }
+      if (await checkScope(scoped, true, req, res, kind)) return undefined;
       const claims = req.auth.payload;
       const body = await readBody(req);
       record({ event: 'request', path: kind, outcome: 'ok' });
@@ -237,8 +274,8 @@ function protectedDPoP(kind, metadataUrl) {
 }
 
 // protectedBearer serves a location that accepts plain (unbound) Bearer
-// tokens only.
-function protectedBearer(kind, metadataUrl) {
+// tokens only. A scoped location wants cfg.writeScope too.
+function protectedBearer(kind, metadataUrl, scoped = false) {
   return async (req, res, next) => {
     const deny = (outcome, description) => refuse(res, kind, 'Bearer', metadataUrl, outcome, description);
     try {
@@ -260,6 +297,7 @@ function protectedBearer(kind, metadataUrl) {
       if (claims.cnf !== undefined) {
         return deny('invalid_token', 'DPoP-bound (or otherwise sender-constrained) token presented as a Bearer token');
       }
+      if (await checkScope(scoped, false, req, res, kind)) return undefined;
       const body = await readBody(req);
       record({ event: 'request', path: kind, outcome: 'ok' });
       res.set('Cache-Control', 'no-store');
@@ -299,6 +337,8 @@ const locations = [
   [cfg.pathDPoP, protectedDPoP(cfg.pathDPoP, cfg.metadataUrl)],
   [cfg.pathWrongMetadata, protectedDPoP(cfg.pathWrongMetadata, cfg.wrongMetadataUrl)],
   [cfg.pathBearer, protectedBearer(cfg.pathBearer, cfg.metadataUrl)],
+  [cfg.pathDPoPWrite, protectedDPoP(cfg.pathDPoPWrite, cfg.metadataUrl, true)],
+  [cfg.pathBearerWrite, protectedBearer(cfg.pathBearerWrite, cfg.metadataUrl, true)],
 ];
 app.use((req, res, next) => {
   const location = locations.find(([prefix]) => req.path.startsWith(prefix));
