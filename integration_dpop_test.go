@@ -15,6 +15,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -470,5 +471,57 @@ func TestDPoPAuthorizationCodeBoundToKey(t *testing.T) {
 	d := schemes.NewDPoPRefresh(owner.Key, cfg, tok, rs.URL)
 	if st, body := dpopGet(t, &anyauth.Transport{Schemes: []anyauth.Scheme{d}}, rs.URL+testserver.PathDPoP+"code"); st != 200 {
 		t.Errorf("the resource with the code's token: %d %s", st, body)
+	}
+}
+
+// TestDiscoveryScopeStepUpAgainstOIDCProvider: discovery's first token
+// asks for no scope (neither the challenge nor the metadata names one);
+// the location that needs api:write answers 403 insufficient_scope
+// (express-oauth2-jwt-bearer's requiredScopes); discovery gets one more
+// token, for api:write, from oidc-provider, and the request succeeds on
+// its replay: 3 round trips (401 for a directory not seen answered, 403,
+// 200), the stepped-up DPoP answer using the nonces already known. The
+// next request to that location goes in one round trip.
+func TestDiscoveryScopeStepUpAgainstOIDCProvider(t *testing.T) {
+	p, rs := sharedDPoPStack(t)
+	for _, tc := range []struct {
+		name        string
+		read, write string
+		dpop        bool
+	}{{"DPoP", testserver.PathDPoP, testserver.PathDPoPWrite, true}, {"Bearer", testserver.PathBearer, testserver.PathBearerWrite, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cc := p.ClientCredentials(oauth2.AuthStyleInHeader)
+			d := &schemes.Discovery{ClientID: cc.ClientID, ClientSecret: cc.ClientSecret, Issuers: []string{p.Issuer}}
+			if tc.dpop {
+				d.DPoPKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			}
+			check := newProofChecker()
+			tr := &anyauth.Transport{Base: check, Schemes: []anyauth.Scheme{d}}
+			if st, body := dpopGet(t, tr, rs.URL+tc.read+"x"); st != 200 {
+				t.Fatalf("%s: %d %s", tc.read, st, body)
+			}
+			before, tokens, trips := rs.Counts(), p.TokenRequests(), check.trips
+			st, body := dpopGet(t, tr, rs.URL+tc.write+"x")
+			counts, tokenCounts := rs.Counts().Sub(before), p.TokenRequests().Sub(tokens)
+			t.Logf("%s: %d after %d round trips %v; token endpoint %s; reply %s", tc.write, st, check.trips-trips, counts.Outcomes, tokenCounts, strings.TrimSpace(body))
+			var reply testserver.DPoPReply
+			_ = json.Unmarshal([]byte(body), &reply)
+			if st != 200 || !slices.Contains(strings.Fields(reply.Scope), testserver.OIDCScopeAPIWrite) {
+				t.Fatalf("%s: %d with scope %q, want 200 with %s", tc.write, st, reply.Scope, testserver.OIDCScopeAPIWrite)
+			}
+			if counts.Outcomes[testserver.DPoPInsufficientScope] != 1 || tokenCounts.Success["client_credentials"] != 1 ||
+				tokenCounts.Failures() != 0 || check.trips-trips != 3 {
+				t.Errorf("%d round trips, outcomes %v, token endpoint %s; want 3, one insufficient_scope and one more token at once", check.trips-trips, counts.Outcomes, tokenCounts)
+			}
+			trips = check.trips
+			if st, body := dpopGet(t, tr, rs.URL+tc.write+"y"); st != 200 || check.trips-trips != 1 {
+				t.Errorf("the next request: %d after %d round trips, want 200 after 1: %s", st, check.trips-trips, body)
+			}
+			check.mu.Lock()
+			defer check.mu.Unlock()
+			if len(check.bad) > 0 {
+				t.Errorf("bad requests: %q", check.bad)
+			}
+		})
 	}
 }

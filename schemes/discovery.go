@@ -85,6 +85,7 @@ type Discovery struct {
 	docs      map[string]*metadataDoc        // by URL
 	resources map[string]*discoveredResource // by issuer and resource
 	covers    map[string]string              // resource_metadata URL → the resource it named
+	nonces    sync.Map                       // the DPoP nonces of every answer, by origin
 }
 
 // ErrDiscoveryRefused is wrapped by the errors of Discovery's security
@@ -257,6 +258,7 @@ func (d *Discovery) newAnswer(issuer, tokenURL, resource, origin string, scopes 
 	var answer anyauth.Scheme
 	if d.DPoPKey != nil {
 		dp := NewDPoPClientCredentials(d.DPoPKey, cfg, origin)
+		dp.sharedNonces = &d.nonces // a stepped-up answer knows the servers' nonces
 		fetch := dp.Fetch
 		dp.Fetch = func(ctx context.Context) (*oauth2.Token, error) { return fetch(withClient(ctx)) }
 		b, answer = &dp.Bearer, dp

@@ -60,6 +60,17 @@ type DPoP struct {
 	key    *dpopKey
 	keyErr error
 	nonces sync.Map // origin → the server's last DPoP-Nonce
+	// sharedNonces, when set, is the map of nonces used instead of
+	// nonces: the DPoPs a Discovery makes for one key share theirs.
+	sharedNonces *sync.Map
+}
+
+// nonceMap is the map d keeps the servers' nonces in.
+func (d *DPoP) nonceMap() *sync.Map {
+	if d.sharedNonces != nil {
+		return d.sharedNonces
+	}
+	return &d.nonces
 }
 
 // NewDPoP returns a DPoP that signs with key, fetches DPoP-bound tokens
@@ -194,7 +205,7 @@ func (d *DPoP) Format(f fmt.State, _ rune) { io.WriteString(f, d.String()) }
 
 // nonce returns the last DPoP-Nonce of origin, "" for none.
 func (d *DPoP) nonce(origin string) string {
-	if v, ok := d.nonces.Load(origin); ok {
+	if v, ok := d.nonceMap().Load(origin); ok {
 		return v.(string)
 	}
 	return ""
@@ -218,8 +229,8 @@ func (d *DPoP) noteNonce(origin string, resp *http.Response) {
 	if !validNonce(n) {
 		return
 	}
-	if old, ok := d.nonces.Load(origin); !ok || old.(string) != n {
-		d.nonces.Store(origin, n)
+	if old, ok := d.nonceMap().Load(origin); !ok || old.(string) != n {
+		d.nonceMap().Store(origin, n)
 	}
 }
 
