@@ -151,25 +151,9 @@ func TestDiscoveryNoStepUp(t *testing.T) {
 func TestDiscoveryScopeStepUpConcurrent(t *testing.T) {
 	w := newScopeWorld(t)
 	tr := w.transport(&schemes.Discovery{})
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	for range 16 {
-		wg.Go(func() {
-			for i := range 5 {
-				req, _ := http.NewRequest("GET", fmt.Sprintf("%s/write/%d", w.rs.URL, i), nil)
-				resp, err := tr.RoundTrip(req)
-				if err != nil || resp.StatusCode != 200 {
-					failed.Add(1)
-				}
-				if err == nil {
-					resp.Body.Close()
-				}
-			}
-		})
-	}
-	wg.Wait()
-	t.Logf("16 x 5 requests: %d failed, %d round trips, token requests %q", failed.Load(), w.trips.Load(), w.tokens())
-	if failed.Load() != 0 || !slices.Equal(w.tokens(), []string{"read", "read write"}) {
-		t.Errorf("%d failed, token requests %q; want 0 and [read, read write]", failed.Load(), w.tokens())
+	failed := concurrentGets(tr, 16, 5, func(i int) string { return fmt.Sprintf("%s/write/%d", w.rs.URL, i) })
+	t.Logf("16 x 5 requests: %d failed, %d round trips, token requests %q", failed, w.trips.Load(), w.tokens())
+	if failed != 0 || !slices.Equal(w.tokens(), []string{"read", "read write"}) {
+		t.Errorf("%d failed, token requests %q; want 0 and [read, read write]", failed, w.tokens())
 	}
 }

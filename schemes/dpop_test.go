@@ -193,18 +193,16 @@ func TestDPoPNoncesAndRoundTrips(t *testing.T) {
 	}
 }
 
-// TestDPoPConcurrentUniqueProofs: 32 goroutines x 10 requests all
-// succeed and every proof is new.
-func TestDPoPConcurrentUniqueProofs(t *testing.T) {
-	s := newDPoPServer(t)
-	s.rotateEvery = 40
-	tr := &anyauth.Transport{Schemes: []anyauth.Scheme{s.dpop(t)}}
+// concurrentGets sends each GETs of url(i), i from 0, from each of
+// goroutines at once through tr, and returns how many failed or were
+// not answered 200.
+func concurrentGets(tr http.RoundTripper, goroutines, each int, url func(i int) string) int64 {
 	var wg sync.WaitGroup
 	var failed atomic.Int64
-	for range 32 {
+	for range goroutines {
 		wg.Go(func() {
-			for range 10 {
-				req, _ := http.NewRequest("GET", s.URL+"/r", nil)
+			for i := range each {
+				req, _ := http.NewRequest("GET", url(i), nil)
 				resp, err := tr.RoundTrip(req)
 				if err != nil || resp.StatusCode != 200 {
 					failed.Add(1)
@@ -216,6 +214,16 @@ func TestDPoPConcurrentUniqueProofs(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	return failed.Load()
+}
+
+// TestDPoPConcurrentUniqueProofs: 32 goroutines x 10 requests all
+// succeed and every proof is new.
+func TestDPoPConcurrentUniqueProofs(t *testing.T) {
+	s := newDPoPServer(t)
+	s.rotateEvery = 40
+	tr := &anyauth.Transport{Schemes: []anyauth.Scheme{s.dpop(t)}}
+	failed := concurrentGets(tr, 32, 10, func(int) string { return s.URL + "/r" })
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	repeated := 0
@@ -224,9 +232,9 @@ func TestDPoPConcurrentUniqueProofs(t *testing.T) {
 			repeated++
 		}
 	}
-	t.Logf("320 requests: %d failed, %d round trips, %d token fetches, %d proofs, %d repeated jti", failed.Load(), s.trips.Load(), s.fetches.Load(), len(s.proofs), repeated)
-	if failed.Load() != 0 || repeated != 0 || s.fetches.Load() != 1 {
-		t.Errorf("%d failed, %d repeated jti, %d token fetches; want 0, 0, 1", failed.Load(), repeated, s.fetches.Load())
+	t.Logf("320 requests: %d failed, %d round trips, %d token fetches, %d proofs, %d repeated jti", failed, s.trips.Load(), s.fetches.Load(), len(s.proofs), repeated)
+	if failed != 0 || repeated != 0 || s.fetches.Load() != 1 {
+		t.Errorf("%d failed, %d repeated jti, %d token fetches; want 0, 0, 1", failed, repeated, s.fetches.Load())
 	}
 }
 
