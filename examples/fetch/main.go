@@ -106,6 +106,7 @@ type options struct {
 	proxyAnyauth    bool   // -proxy-anyauth (what fetch always does)
 
 	credhelper credhelperOptions // -goauth, -git-credential, -docker-config (credhelper.go)
+	registry   registryOptions   // -registry, -registry-realm (registry.go)
 
 	// closers release what newTransport opened (the token cache's
 	// client), when the run ends.
@@ -186,6 +187,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.cookieOut, "c", "", "write the run's cookies to the Netscape cookie `FILE` at the end (cookies are kept in memory for the run in any case)")
 	fs.BoolVar(&o.proxyAnyauth, "proxy-anyauth", false, "accepted for curl's sake: answering the proxy's strongest challenge is what fetch always does")
 	addCredhelperFlags(fs, &o.credhelper)
+	addRegistryFlags(fs, &o.registry)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: fetch [flags] [URL ...]\n\nWith no URL, fetch runs its demo against an embedded server.\n\nflags:")
 		fs.PrintDefaults()
@@ -374,6 +376,9 @@ func newTransport(o *options, targets []*url.URL, stderr io.Writer) (*anyauth.Tr
 		t.Schemes = append(t.Schemes, sc)
 	}
 	if err := o.oauth1.addScheme(t, origins); err != nil { // -oauth1 and -oauth1-*: see oauth1.go
+		return nil, err
+	}
+	if err := o.registry.addScheme(t); err != nil { // -registry: see registry.go
 		return nil, err
 	}
 	if o.negotiate {
