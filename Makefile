@@ -1,13 +1,14 @@
 # Integration tests start real servers through internal/testserver (temp
 # configs, 127.0.0.1, free ports): Apache httpd (Basic, Digest,
 # mod_auth_openidc, mod_auth_gssapi with Kerberos and gss-ntlmssp),
-# lighttpd, an MIT Kerberos KDC and Squid. Nothing here starts or
-# configures a system service.
+# lighttpd, an MIT Kerberos KDC, Squid and Docker's registry
+# (docker-registry, with token auth). Nothing here starts or configures a
+# system service.
 GO       ?= go
 PACKAGES := apache2 apache2-utils lighttpd squid krb5-kdc krb5-admin-server krb5-user \
 	libapache2-mod-auth-openidc libapache2-mod-auth-gssapi gss-ntlmssp curl heimdal-kcm \
 	samba samba-ad-dc samba-ad-provision winbind redis-server nodejs \
-	python3-oauthlib python3-jwt python3-cryptography
+	python3-oauthlib python3-jwt python3-cryptography docker-registry
 
 .PHONY: deps test lint nested fuzz-short servers fuzz bench
 

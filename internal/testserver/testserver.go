@@ -32,6 +32,10 @@
 // oauthlib's ResourceEndpoint (Debian's python3-oauthlib) behind Python's
 // http.server, on http and https, refusing reused nonces.
 //
+// StartRegistry runs a Docker registry (Debian's docker-registry,
+// distribution 2.8) with token authentication, trusting a token server
+// that runs in process and records what it was asked (TokenRequests).
+//
 // When a binary is missing the Start functions return an error wrapping
 // ErrNotInstalled; StartForTest (StartSquidForTest) turns that into t.Skip,
 // or t.Fatal when the environment variable CI is "true".
