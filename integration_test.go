@@ -37,6 +37,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	benchRedis.r.Close()
 	closeDPoPStack()
+	closeRegistry()
 	closeSquid()
 	closeAD()
 	serversMu.Lock()

@@ -138,9 +138,22 @@ func (r *Registry) allowedRealm(realm string, space *anyauth.ProtectionSpace) (*
 }
 
 // registryScopes splits a challenge's scope into its scopes (the spec
-// separates several by spaces), sorted, without duplicates.
+// separates several by spaces), each with its actions sorted
+// ("repository:team/app:pull,push", which distribution writes in either
+// order), sorted, without duplicates.
 func registryScopes(scope string) []string {
 	s := strings.Fields(scope)
+	for i, one := range s {
+		// type:name:actions, where the name may hold a colon (a port).
+		typ, rest, ok1 := strings.Cut(one, ":")
+		j := strings.LastIndexByte(rest, ':')
+		if !ok1 || j < 0 {
+			continue
+		}
+		actions := strings.Split(rest[j+1:], ",")
+		slices.Sort(actions)
+		s[i] = typ + ":" + rest[:j] + ":" + strings.Join(slices.Compact(actions), ",")
+	}
 	slices.Sort(s)
 	return slices.Compact(s)
 }
