@@ -178,7 +178,12 @@ func (r *Registry) tokenCache(realm *url.URL, service string, scopes []string, u
 	return b
 }
 
-// RegistryTokenError is a token server's refusal.
+// RegistryTokenError is a token server's refusal. It wraps an
+// *oauth2.RetrieveError with the answer's status and headers (not its
+// body), so that the token cache treats it as a Bearer's token endpoint:
+// a 429 or 503 is retried after its Retry-After, and another 4xx is
+// permanent (anyauth.IsPermanent) and not asked again for
+// Bearer.MinRefreshInterval.
 type RegistryTokenError struct {
 	// Realm is the token server's URL, without its query.
 	Realm string
@@ -186,6 +191,13 @@ type RegistryTokenError struct {
 	StatusCode int
 	// Anonymous tells that no credentials were sent.
 	Anonymous bool
+
+	header http.Header
+}
+
+// Unwrap returns the refusal as an *oauth2.RetrieveError.
+func (e *RegistryTokenError) Unwrap() error {
+	return &oauth2.RetrieveError{Response: &http.Response{StatusCode: e.StatusCode, Status: fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode)), Header: e.header}}
 }
 
 func (e *RegistryTokenError) Error() string {
@@ -226,7 +238,8 @@ func (r *Registry) fetch(ctx context.Context, realm *url.URL, service string, sc
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, maxRegistryTokenAnswer))
-		return nil, &RegistryTokenError{Realm: safeLink(realm), StatusCode: resp.StatusCode, Anonymous: user.Username == "" && user.Password == ""}
+		return nil, &RegistryTokenError{Realm: safeLink(realm), StatusCode: resp.StatusCode, Anonymous: user.Username == "" && user.Password == "",
+			header: http.Header{"Retry-After": resp.Header.Values("Retry-After")}}
 	}
 	var answer struct {
 		Token       string `json:"token"`

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/anyauth/anyauth"
 	"github.com/anyauth/anyauth/schemes"
@@ -201,5 +202,45 @@ func TestRegistryWrongPassword(t *testing.T) {
 	u, _ := url.Parse(w.realm)
 	if !strings.Contains(err.Error(), u.Host) {
 		t.Errorf("err %v does not name the token server", err)
+	}
+}
+
+// TestRegistryTokenServerRefusalsAndLimits: a token server that refuses
+// the password is asked once for 5 requests (a refusal is held for
+// MinRefreshInterval), each request getting the RegistryTokenError; one
+// that answers 429 with Retry-After: 1 is asked again after a second, and
+// the request succeeds.
+func TestRegistryTokenServerRefusalsAndLimits(t *testing.T) {
+	w := newRegistryWorld(t)
+	tr := w.transport(nil, anyauth.ForOrigin(w.reg.URL, "alice", "SECRET-wrong"))
+	for range 5 {
+		req, _ := http.NewRequest("GET", w.reg.URL+"/v2/team/app/manifests/1", nil)
+		_, err := tr.RoundTrip(req)
+		var te *schemes.RegistryTokenError
+		if !errors.As(err, &te) || !anyauth.IsPermanent(err) {
+			t.Fatalf("err %v, want a permanent RegistryTokenError", err)
+		}
+	}
+	if n := len(w.tokenRequests()); n != 1 {
+		t.Errorf("%d token requests for 5 refused requests, want 1", n)
+	}
+
+	var limited atomic.Int64
+	auth := w.auth.Config.Handler
+	w.auth.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if limited.Add(1) == 1 {
+			rw.Header().Set("Retry-After", "1")
+			rw.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		auth.ServeHTTP(rw, r)
+	})
+	tr = w.transport(nil, anyauth.ForOrigin(w.reg.URL, "alice", "pw"))
+	start := time.Now()
+	if st, trips := w.do(t, tr, "GET", "/v2/team/app/manifests/1"); st != 200 || trips != 2 {
+		t.Errorf("after a 429: %d in %d round trips, want 200 in 2", st, trips)
+	}
+	if took := time.Since(start); limited.Load() != 2 || took < time.Second {
+		t.Errorf("%d token requests in %v, want 2, the second after Retry-After (1 s)", limited.Load(), took)
 	}
 }
