@@ -33,10 +33,10 @@ import (
 // (error="insufficient_scope", a push after a pull), a token for the new
 // scope is fetched and the request goes again, once per scope.
 //
-// Tokens are cached per token server, service, scope and identity (the
-// user and a hash of the password), and renewed before they expire, as a
-// Bearer's are; none is sent to another registry than the one that
-// challenged for it.
+// Tokens are cached per registry, token server, service, scope and
+// identity (the user and a hash of the password), and renewed before they
+// expire, as a Bearer's are; none is sent to another registry than the
+// one that challenged for it.
 //
 // The registry's password goes only to a token server on the
 // registry's own origin or listed in Realms, over https (or http to a
@@ -55,7 +55,7 @@ type Registry struct {
 	HTTPClient *http.Client
 
 	mu     sync.Mutex
-	tokens map[string]*Bearer // by realm, service, scope and identity
+	tokens map[string]*Bearer // by registry, realm, service, scope and identity
 }
 
 // maxRegistryTokens bounds the token caches a Registry keeps; past it,
@@ -162,7 +162,7 @@ func registryScopes(scope string) []string {
 // and scopes for user, sent to origin only.
 func (r *Registry) tokenCache(realm *url.URL, service string, scopes []string, user anyauth.UserPassword, origin string) *Bearer {
 	sum := sha256.Sum256([]byte(user.Password))
-	key := strings.Join([]string{realm.String(), service, strings.Join(scopes, " "), user.Username, hex.EncodeToString(sum[:])}, "\x00")
+	key := strings.Join([]string{origin, realm.String(), service, strings.Join(scopes, " "), user.Username, hex.EncodeToString(sum[:])}, "\x00")
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if b := r.tokens[key]; b != nil {

@@ -244,3 +244,22 @@ func TestRegistryTokenServerRefusalsAndLimits(t *testing.T) {
 		t.Errorf("%d token requests in %v, want 2, the second after Retry-After (1 s)", limited.Load(), took)
 	}
 }
+
+// TestRegistriesSharingATokenServer: two registries whose challenges name
+// one token server and service each get their own token, and each its
+// own answer: nothing cached for one answers the other.
+func TestRegistriesSharingATokenServer(t *testing.T) {
+	w1, w2 := newRegistryWorld(t), newRegistryWorld(t)
+	w2.realm = w1.realm
+	creds := anyauth.Chain{anyauth.ForOrigin(w1.reg.URL, "alice", "pw"), anyauth.ForOrigin(w2.reg.URL, "alice", "pw")}
+	tr := w1.transport(nil, creds)
+	if st, _ := w1.do(t, tr, "GET", "/v2/team/app/manifests/1"); st != 200 {
+		t.Fatalf("first registry: %d", st)
+	}
+	if st, trips := w2.do(t, tr, "GET", "/v2/team/app/manifests/1"); st != 200 || trips != 2 {
+		t.Errorf("second registry: %d in %d round trips, want 200 in 2", st, trips)
+	}
+	if n := len(w1.tokenRequests()); n != 2 {
+		t.Errorf("%d token requests for two registries, want 2", n)
+	}
+}
