@@ -44,6 +44,10 @@ import (
 // another realm. A realm not allowed is not asked, and the registry's
 // 401 is returned.
 //
+// Not done: the token server's OAuth 2 form (POST with a refresh token,
+// docker login's "identity token"), offline tokens, and the challenges of
+// registries that answer Basic (those Basic answers).
+//
 // A Registry must not be copied after first use.
 type Registry struct {
 	// Realms are the token servers' origins, besides the registry's
