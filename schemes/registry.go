@@ -44,9 +44,10 @@ import (
 // another realm. A realm not allowed is not asked, and the registry's
 // 401 is returned.
 //
-// Not done: the token server's OAuth 2 form (POST with a refresh token,
-// docker login's "identity token"), offline tokens, and the challenges of
-// registries that answer Basic (those Basic answers).
+// Not done: the token server's OAuth 2 form (a POST with a refresh token,
+// docker login's "identity token") and offline tokens. A registry that
+// challenges with Basic instead is answered by schemes.Basic with the same
+// credentials.
 //
 // A Registry must not be copied after first use.
 type Registry struct {
