@@ -205,6 +205,7 @@ func (e *RegistryTokenError) Unwrap() error {
 	return &oauth2.RetrieveError{Response: &http.Response{StatusCode: e.StatusCode, Status: fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode)), Header: e.header}}
 }
 
+// Error names the token server and its status, never a credential.
 func (e *RegistryTokenError) Error() string {
 	who := "with the registry's credentials"
 	if e.Anonymous {
