@@ -74,6 +74,16 @@ type Discovery struct {
 	// AllowCrossOriginMetadata accepts resource metadata on another
 	// origin than the resource's.
 	AllowCrossOriginMetadata bool
+	// NoProbe turns off the well-known probe: by default a challenge
+	// without resource_metadata makes Discovery look for the resource's
+	// metadata at the well-known URLs of the requested URL's origin, as
+	// the Model Context Protocol requires (RFC 9728 §3.1): the
+	// path-inserted one first (/.well-known/oauth-protected-resource/PATH),
+	// then the root one. Such a challenge ranks just below a Bearer's, so
+	// that a Bearer or DPoP configured for the origin answers it instead.
+	// A probe that finds nothing is not made again for 5 minutes, and the
+	// server's 401 is returned.
+	NoProbe bool
 	// HTTPClient fetches metadata and tokens; nil means a client on
 	// http.DefaultTransport that follows no redirects.
 	HTTPClient *http.Client
@@ -85,12 +95,17 @@ type Discovery struct {
 	docs      map[string]*metadataDoc        // by URL
 	resources map[string]*discoveredResource // by issuer and resource
 	covers    map[string]string              // resource_metadata URL → the resource it named
+	absent    map[string]time.Time           // well-known URL → until when it is known to answer 404
 	nonces    sync.Map                       // the DPoP nonces of every answer, by origin
 }
 
 // ErrDiscoveryRefused is wrapped by the errors of Discovery's security
 // rules.
 var ErrDiscoveryRefused = errors.New("discovery: refused")
+
+// errOtherResource marks metadata that names another resource than the
+// one requested; it adds nothing to the message.
+var errOtherResource = errors.New("")
 
 // metadataTimeout and maxMetadata bound one metadata fetch.
 const (
@@ -110,15 +125,24 @@ func (d *Discovery) Name() string {
 // Traits: a token is a reusable secret.
 func (*Discovery) Traits() anyauth.Traits { return anyauth.Traits{RevealsSecret: true} }
 
-// Strength answers only challenges with resource_metadata.
+// Strength answers challenges with resource_metadata and, unless
+// NoProbe, those without it one below, so that a scheme configured for
+// the origin answers those first.
 func (d *Discovery) Strength(c *anyauth.Challenge) (anyauth.Strength, bool) {
-	if c.Token68 != "" || c.Param("resource_metadata") == "" {
+	if c.Token68 != "" {
 		return 0, false
 	}
+	st := anyauth.StrengthBearer
 	if d.DPoPKey != nil {
-		return StrengthDPoP, true
+		st = StrengthDPoP
 	}
-	return anyauth.StrengthBearer, true
+	switch {
+	case c.Param("resource_metadata") != "":
+		return st, true
+	case d.NoProbe:
+		return 0, false
+	}
+	return st - 1, true
 }
 
 // Scope covers the resource's paths: once the metadata at c's
@@ -154,7 +178,13 @@ func (d *Discovery) Begin(ctx context.Context, c *anyauth.Challenge, a *anyauth.
 	if a.Space.Proxy {
 		return nil, fmt.Errorf("discovery: %w: a proxy's challenge", anyauth.ErrNoCredentials)
 	}
-	r, err := d.discover(ctx, c.Param("resource_metadata"), a.Request.URL, strings.Fields(c.Param("scope")))
+	var r *discoveredResource
+	var err error
+	if metaURL := c.Param("resource_metadata"); metaURL != "" {
+		r, err = d.discover(ctx, metaURL, a.Request.URL, strings.Fields(c.Param("scope")))
+	} else {
+		r, err = d.probe(ctx, a.Request.URL, strings.Fields(c.Param("scope")))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +214,7 @@ func (d *Discovery) discover(ctx context.Context, metaURL string, target *url.UR
 		return nil, err
 	}
 	if !resourceCovers(rm.Resource, target) {
-		return nil, fmt.Errorf("%w: the resource metadata names the resource %q, not %s (RFC 9728 §3.3)", ErrDiscoveryRefused, truncateForError(rm.Resource), safeLink(target))
+		return nil, fmt.Errorf("%w: the resource metadata names the resource %q, not %s (RFC 9728 §3.3)%w", ErrDiscoveryRefused, truncateForError(rm.Resource), safeLink(target), errOtherResource)
 	}
 	d.mu.Lock()
 	if d.covers == nil || len(d.covers) >= 256 {
