@@ -24,8 +24,10 @@ import (
 // and package-lock.json) for the token and proof validation, plus server
 // nonces, jti replay detection and the metadata in dpoprs/server.mjs.
 
-// Locations and documents of the DPoP resource server. PathBearer, the
-// server's Bearer location, is shared with the mod_auth_openidc server.
+// Locations and documents of the DPoP resource server: PathDPoP,
+// PathWrongMetadata, PathDPoPWrite, PathBearerWrite, PathBearerNative and
+// PathBearer (the server's Bearer location, a name shared with the
+// mod_auth_openidc server).
 const (
 	// PathDPoP is the DPoP resource server's location that wants a
 	// DPoP-bound access token (Authorization: DPoP) with a DPoP proof
@@ -45,6 +47,13 @@ const (
 	// PathDPoP's: a plain Bearer token whose scope holds
 	// OIDCScopeAPIWrite.
 	PathBearerWrite = "/bearer-write/"
+	// PathBearerNative is PathBearer (plain Bearer tokens, the same
+	// checks and replies) with express-oauth2-jwt-bearer's own refusals:
+	// their status and WWW-Authenticate are the library's, without
+	// resource_metadata, e.g. 401 Bearer realm="api" without credentials,
+	// so that a client must find the protected resource metadata at the
+	// well-known URL of the server's origin (RFC 9728 section 3.1).
+	PathBearerNative = "/bearer-native/"
 	// ProtectedResourceMetadataPath is where the DPoP resource server
 	// serves its protected resource metadata (RFC 9728 section 3).
 	ProtectedResourceMetadataPath = "/.well-known/oauth-protected-resource"
@@ -172,6 +181,19 @@ type DPoPResourceOptions struct {
 //     DPoPInsufficientScope. On PathDPoPWrite such a request counts as
 //     accepted: its proof's jti is remembered (DistinctJTIs) and it
 //     counts towards the nonce rotation, as a 200 does.
+//   - PathBearerNative: PathBearer's tokens and replies, and the
+//     library's own refusals, as it builds them, with no
+//     resource_metadata: 401 Bearer realm="api" (its UnauthorizedError,
+//     outcome DPoPNoToken) without an Authorization header; 401 Bearer
+//     realm="api", error="invalid_token", error_description="…" (its
+//     InvalidTokenError) for a token that is not valid or DPoP-bound;
+//     400 for a request it finds malformed (DPoPInvalidRequest): another
+//     scheme than Bearer (Bearer realm="api", no error code) or a token
+//     in the header and the query (Bearer realm="api",
+//     error="invalid_request", …). A client that wants its metadata
+//     must look at the well-known URL itself: with the default Resource
+//     (URL) the document at ProtectedResourceMetadataPath, whose
+//     resource covers it.
 //   - ProtectedResourceMetadataPath (and, when Resource is a URL with a
 //     path on this server, its RFC 9728 well-known URL): {resource,
 //     authorization_servers: [Issuer], bearer_methods_supported:
@@ -180,9 +202,10 @@ type DPoPResourceOptions struct {
 //     max-age=300; WrongMetadataPath likewise with WrongMetadata.
 //
 // Refusals carry Cache-Control: no-store and a JSON body {error,
-// error_description}. The nonce rotates every NonceEvery accepted
-// requests (token, proof, nonce and jti good, whatever the scope) on the
-// DPoP locations; the previous one stays valid until the next rotation.
+// error_description} (without error when the challenge has none). The
+// nonce rotates every NonceEvery accepted requests (token, proof, nonce
+// and jti good, whatever the scope) on the DPoP locations; the previous
+// one stays valid until the next rotation.
 // Counts counts the answers.
 type DPoPResource struct {
 	URL              string   // "http://127.0.0.1:PORT", no trailing slash
@@ -210,8 +233,8 @@ type DPoPReply struct {
 	Sub        string `json:"sub"`         // the token's sub
 	ClientID   string `json:"client_id"`   // the token's client_id
 	Scope      string `json:"scope"`       // the token's scope
-	JKT        string `json:"jkt"`         // the token's cnf.jkt ("" on PathBearer, PathBearerWrite)
-	JTI        string `json:"jti"`         // the proof's jti ("" on PathBearer, PathBearerWrite)
+	JKT        string `json:"jkt"`         // the token's cnf.jkt ("" on the Bearer locations)
+	JTI        string `json:"jti"`         // the proof's jti ("" on the Bearer locations)
 	TokenJTI   string `json:"token_jti"`   // the token's jti
 	Method     string `json:"method"`      // the request method
 	Path       string `json:"path"`        // the request path, without query
@@ -237,6 +260,7 @@ type dpopResourceConfig struct {
 	PathWrongMetadata string         `json:"pathWrongMetadata"`
 	PathDPoPWrite     string         `json:"pathDPoPWrite"`
 	PathBearerWrite   string         `json:"pathBearerWrite"`
+	PathBearerNative  string         `json:"pathBearerNative"`
 	WriteScope        string         `json:"writeScope"`
 	MetadataPaths     []string       `json:"metadataPaths"`
 	MetadataURL       string         `json:"metadataUrl"`
@@ -329,8 +353,9 @@ func StartDPoPResourceForTest(t testing.TB, opts DPoPResourceOptions) *DPoPResou
 // op says) whose resource is a DPoP resource server's URL, then that
 // server with rs, its Issuer and JWKSURL set to the provider's: the
 // provider's DPoP-bound access tokens are good on the server's PathDPoP,
-// its plain ones on PathBearer; on PathDPoPWrite and PathBearerWrite
-// likewise when they were asked for with the scope OIDCScopeAPIWrite.
+// its plain ones on PathBearer and PathBearerNative; on PathDPoPWrite and
+// PathBearerWrite likewise when they were asked for with the scope
+// OIDCScopeAPIWrite.
 // op.Resource and rs.Resource, if set, must be equal; rs.Port must be 0.
 func StartDPoPStack(op OIDCProviderOptions, rs DPoPResourceOptions) (*OIDCProvider, *DPoPResource, error) {
 	if rs.Port != 0 || op.Resource != rs.Resource {
@@ -445,6 +470,7 @@ func (r *DPoPResource) startOn(node, script string, port int, opts DPoPResourceO
 		PathWrongMetadata: PathWrongMetadata,
 		PathDPoPWrite:     PathDPoPWrite,
 		PathBearerWrite:   PathBearerWrite,
+		PathBearerNative:  PathBearerNative,
 		WriteScope:        OIDCScopeAPIWrite,
 		MetadataPaths:     metadataPaths,
 		MetadataURL:       r.MetadataURL,

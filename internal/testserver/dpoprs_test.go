@@ -651,3 +651,126 @@ func TestDPoPResourceScope(t *testing.T) {
 		t.Errorf("counts by path: %v", c.Paths)
 	}
 }
+
+// wantNativeRefusal checks that a is express-oauth2-jwt-bearer's own
+// refusal on PathBearerNative: status, WWW-Authenticate exactly challenge,
+// which names no resource_metadata, Cache-Control: no-store, and a body
+// with the challenge's error and error_description (in which the library
+// turns double quotes into single ones), or neither.
+func wantNativeRefusal(t *testing.T, what string, a rsAnswer, status int, challenge string) {
+	t.Helper()
+	t.Logf("%s on %s: %d, WWW-Authenticate: %s, body %s", what, PathBearerNative, a.status, a.challenge, a.body)
+	if a.status != status || a.challenge != challenge {
+		t.Errorf("%s: %d %q, WWW-Authenticate %q; want %d %s", what, a.status, a.body, a.challenge, status, challenge)
+	}
+	scheme, params, ok := oneChallenge(a.challenge)
+	if !ok || scheme != "Bearer" || params["realm"] != "api" {
+		t.Errorf("%s: challenge %q: scheme %q, params %v; want Bearer realm=api", what, a.challenge, scheme, params)
+	}
+	if _, has := params["resource_metadata"]; has || strings.Contains(a.challenge, "resource_metadata") {
+		t.Errorf("%s: challenge %q names resource_metadata", what, a.challenge)
+	}
+	var body struct {
+		Error       *string `json:"error"`
+		Description string  `json:"error_description"`
+	}
+	if err := json.Unmarshal([]byte(a.body), &body); err != nil {
+		t.Errorf("%s: body %q: %v", what, a.body, err)
+	} else if e, has := params["error"]; has != (body.Error != nil) ||
+		has && (*body.Error != e || strings.ReplaceAll(body.Description, `"`, "'") != params["error_description"]) {
+		t.Errorf("%s: body %q for challenge %q", what, a.body, a.challenge)
+	}
+	if a.cache != "no-store" || a.nonce != "" {
+		t.Errorf("%s: Cache-Control %q, DPoP-Nonce %q", what, a.cache, a.nonce)
+	}
+}
+
+// TestDPoPResourceBearerNative: PathBearerNative takes the plain Bearer
+// tokens PathBearer takes, with the same reply, and refuses with
+// express-oauth2-jwt-bearer's own answers, whose challenges name no
+// resource_metadata: a client must find the metadata at the well-known
+// URL of the resource's origin (RFC 9728 section 3.1), where the root
+// document's resource covers the location.
+func TestDPoPResourceBearerNative(t *testing.T) {
+	p, rs := StartDPoPStackForTest(t, OIDCProviderOptions{AccessTokenTTL: 5 * time.Second}, DPoPResourceOptions{})
+	u := rs.URL + PathBearerNative + "items"
+
+	// A plain token: 200 with PathBearer's reply.
+	plain := dpopToken(t, p, nil)
+	a := call(t, "POST", u+"?q=1", "Bearer "+plain, "", "hello")
+	_, claims := jwtParts(t, plain)
+	wantReply := DPoPReply{Sub: OIDCFleetClientID, ClientID: OIDCFleetClientID, Scope: a.reply.Scope, TokenJTI: claims["jti"].(string),
+		Method: "POST", Path: PathBearerNative + "items", BodySHA256: strings.Fields(EchoReply([]byte("hello")))[0], BodyBytes: 5}
+	if a.status != http.StatusOK || a.reply != wantReply || a.nonce != "" || a.cache != "no-store" {
+		t.Errorf("plain token: %d %q, DPoP-Nonce %q, Cache-Control %q\nwant %+v", a.status, a.body, a.nonce, a.cache, wantReply)
+	}
+	b := call(t, "POST", rs.URL+PathBearer+"items", "Bearer "+plain, "", "hello")
+	if b.reply.Path = a.reply.Path; b.status != http.StatusOK || b.reply != a.reply {
+		t.Errorf("the same token on %s: %d %+v; on %s %+v", PathBearer, b.status, b.reply, PathBearerNative, a.reply)
+	}
+
+	// No token: the library's UnauthorizedError.
+	wantNativeRefusal(t, "no token", call(t, "GET", u, "", "", ""), http.StatusUnauthorized, `Bearer realm="api"`)
+	// Tokens that are not valid: its InvalidTokenError.
+	a = call(t, "GET", u, "Bearer garbage", "", "")
+	var body struct {
+		Description string `json:"error_description"`
+	}
+	_ = json.Unmarshal([]byte(a.body), &body)
+	if body.Description == "" {
+		t.Errorf("garbage token: no error_description in %q", a.body)
+	}
+	wantNativeRefusal(t, "garbage token", a, http.StatusUnauthorized,
+		`Bearer realm="api", error="invalid_token", error_description="`+body.Description+`"`)
+	i := strings.LastIndexByte(plain, '.')
+	forged := plain[:i+1] + strings.Repeat("A", len(plain)-i-1)
+	wantNativeRefusal(t, "forged token", call(t, "GET", u, "Bearer "+forged, "", ""), http.StatusUnauthorized,
+		`Bearer realm="api", error="invalid_token", error_description="signature verification failed"`)
+	// A DPoP-bound token, which the library takes as Bearer with DPoP off:
+	// refused with its InvalidTokenError.
+	key := newProofKey(t, "ES256")
+	bound := dpopToken(t, p, key)
+	wantNativeRefusal(t, "DPoP-bound token as Bearer", call(t, "GET", u, "Bearer "+bound, "", ""), http.StatusUnauthorized,
+		`Bearer realm="api", error="invalid_token", error_description="DPoP-bound (or otherwise sender-constrained) token presented as a Bearer token"`)
+	// Requests the library finds malformed: its InvalidRequestError, 400.
+	wantNativeRefusal(t, "DPoP scheme", call(t, "GET", u, "DPoP "+bound, key.proof(t, "GET", u, bound, "", nil), ""),
+		http.StatusBadRequest, `Bearer realm="api"`)
+	wantNativeRefusal(t, "Basic scheme", call(t, "GET", u, "Basic "+base64.StdEncoding.EncodeToString([]byte("u:p")), "", ""),
+		http.StatusBadRequest, `Bearer realm="api"`)
+	wantNativeRefusal(t, "token in header and query", call(t, "GET", u+"?access_token="+plain, "Bearer "+plain, "", ""),
+		http.StatusBadRequest, `Bearer realm="api", error="invalid_request", error_description="More than one method used for authentication"`)
+
+	// The metadata at the well-known URL of the origin: its resource is
+	// the server's URL, which covers the location.
+	resp, err := noProxyClient.Get(rs.URL + ProtectedResourceMetadataPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md struct {
+		Resource             string   `json:"resource"`
+		AuthorizationServers []string `json:"authorization_servers"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&md)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || md.Resource != rs.URL || !slices.Equal(md.AuthorizationServers, []string{p.Issuer}) {
+		t.Errorf("metadata at %s: %s %+v (%v)", ProtectedResourceMetadataPath, resp.Status, md, err)
+	}
+	if res, err := url.Parse(md.Resource); err != nil || !strings.HasPrefix(u, res.Scheme+"://"+res.Host+strings.TrimSuffix(res.Path, "/")+"/") {
+		t.Errorf("metadata resource %q does not cover %s (%v)", md.Resource, u, err)
+	}
+
+	// Expired, from its exp second on: InvalidTokenError.
+	time.Sleep(time.Until(time.Unix(int64(claims["exp"].(float64)), 0)) + 100*time.Millisecond)
+	wantNativeRefusal(t, "expired token", call(t, "GET", u, "Bearer "+plain, "", ""), http.StatusUnauthorized,
+		`Bearer realm="api", error="invalid_token", error_description="'exp' claim timestamp check failed"`)
+
+	c := rs.Counts()
+	if got, want := c.String(), "outcomes{invalid_request:3 invalid_token:4 no_token:1 ok:2} rotations 0 metadata 1 wrong 0 jti 0/0"; got != want {
+		t.Errorf("counts\n got %s\nwant %s", got, want)
+	}
+	n := PathBearerNative + " "
+	if c.Paths[n+DPoPOK] != 1 || c.Paths[n+DPoPNoToken] != 1 || c.Paths[n+DPoPInvalidToken] != 4 ||
+		c.Paths[n+DPoPInvalidRequest] != 3 || c.Paths[PathBearer+" "+DPoPOK] != 1 || c.ServerErrors != 0 {
+		t.Errorf("counts by path: %v", c.Paths)
+	}
+}

@@ -27,7 +27,8 @@
 //   - its own challenges: the library answers 400 to invalid proofs (the
 //     token endpoint's status) and names all its algorithms and no
 //     resource_metadata; here every refusal is a 401 with one DPoP (or
-//     Bearer) challenge carrying algs and resource_metadata (RFC 9728);
+//     Bearer) challenge carrying algs and resource_metadata (RFC 9728),
+//     except on cfg.pathBearerNative (below);
 //   - the protected resource metadata (RFC 9728) and an event log: one JSON
 //     line per answered request, nonce rotation and metadata fetch, written
 //     synchronously before the response is sent.
@@ -43,6 +44,19 @@
 // token and proof were accepted: its jti is remembered and it counts
 // towards the nonce rotation like a 200.
 //
+// The location cfg.pathBearerNative is cfg.pathBearer with the library's
+// own refusals: the request goes to the library as it came (no check of
+// the Authorization header first), and the error it passes to next is
+// answered with its own status and WWW-Authenticate, without
+// resource_metadata: 401 Bearer realm="api" (UnauthorizedError) without
+// credentials; 401 Bearer realm="api", error="invalid_token",
+// error_description="..." (InvalidTokenError) for a token that is not
+// valid; 400 with the header its InvalidRequestError carries for a
+// malformed request (another scheme, a token in the header and the
+// query). A DPoP-bound token, which the library takes as a Bearer token
+// when DPoP is off, is refused with the library's InvalidTokenError made
+// here. A client must find the metadata itself (RFC 9728 section 3.1).
+//
 // The URL the proofs' htu must name is the server's own,
 // cfg.origin + path: the Host header is replaced by the configured
 // authority before the library computes the request URL, so that a client
@@ -53,7 +67,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 
 import express from 'express';
-import { auth, InsufficientScopeError, requiredScopes } from 'express-oauth2-jwt-bearer';
+import {
+  auth, InsufficientScopeError, InvalidTokenError, requiredScopes, UnauthorizedError,
+} from 'express-oauth2-jwt-bearer';
 
 const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const authority = new URL(cfg.origin).host;
@@ -142,6 +158,34 @@ function refuse(res, kind, scheme, metadataUrl, outcome, description) {
   res.json(error ? { error, error_description: description } : { error_description: description });
 }
 
+// libraryOutcome is the outcome of an error of the library: its code
+// (invalid_token, invalid_request, insufficient_scope), else no_token for
+// its bare UnauthorizedError (401, no credentials) and invalid_request for
+// its InvalidRequestError without code (400); '' for any other error.
+function libraryOutcome(err) {
+  if (!(err instanceof UnauthorizedError)) return '';
+  if (err.code) return err.code;
+  if (err.status === 401) return 'no_token';
+  if (err.status === 400) return 'invalid_request';
+  return '';
+}
+
+// refuseAsLibrary answers err, an error of the library whose outcome is
+// outcome, as the library built it: its status and WWW-Authenticate, plus
+// Cache-Control: no-store, the current DPoP-Nonce on a DPoP location
+// (dpop) and a JSON body {error, error_description} (error only if the
+// error has a code; the description is its message, or its class name
+// when it has none, as the library's InvalidRequestError without code).
+function refuseAsLibrary(res, kind, outcome, err, dpop = false) {
+  const description = err.message || err.name;
+  record({ event: 'request', path: kind, outcome, description });
+  res.status(err.status);
+  res.set(err.headers);
+  res.set('Cache-Control', 'no-store');
+  if (dpop && cfg.nonce) res.set('DPoP-Nonce', nonce);
+  res.json(err.code ? { error: err.code, error_description: description } : { error_description: description });
+}
+
 // checkScope runs the library's requiredScopes middleware (scoped
 // locations only) and, when the token lacks the scope, answers with the
 // library's own status and WWW-Authenticate, plus the current DPoP-Nonce on
@@ -152,12 +196,7 @@ async function checkScope(scoped, dpop, req, res, kind) {
   const err = await runAuth(writeScope, req, res);
   if (!err) return false;
   if (!(err instanceof InsufficientScopeError)) throw err;
-  record({ event: 'request', path: kind, outcome: err.code, description: err.message });
-  res.status(err.status);
-  res.set(err.headers);
-  res.set('Cache-Control', 'no-store');
-  if (dpop && cfg.nonce) res.set('DPoP-Nonce', nonce);
-  res.json({ error: err.code, error_description: err.message });
+  refuseAsLibrary(res, kind, err.code, err, dpop);
   return true;
 }
 
@@ -274,28 +313,41 @@ function protectedDPoP(kind, metadataUrl, scoped = false) {
 }
 
 // protectedBearer serves a location that accepts plain (unbound) Bearer
-// tokens only. A scoped location wants cfg.writeScope too.
+// tokens only. A scoped location wants cfg.writeScope too. A native
+// location (metadataUrl null) refuses as the library does (see the top of
+// this file): its refusals are the library's errors, answered by
+// refuseAsLibrary.
 function protectedBearer(kind, metadataUrl, scoped = false) {
+  const native = metadataUrl === null;
   return async (req, res, next) => {
     const deny = (outcome, description) => refuse(res, kind, 'Bearer', metadataUrl, outcome, description);
     try {
-      const { scheme, token } = credentials(req);
-      if (scheme === '' || token === '') {
-        return deny('no_token', 'Bearer access token required');
-      }
-      if (scheme !== 'Bearer') {
-        return deny('invalid_token', 'this resource accepts Bearer tokens only');
+      if (!native) {
+        const { scheme, token } = credentials(req);
+        if (scheme === '' || token === '') {
+          return deny('no_token', 'Bearer access token required');
+        }
+        if (scheme !== 'Bearer') {
+          return deny('invalid_token', 'this resource accepts Bearer tokens only');
+        }
       }
       req.headers.host = authority;
       const err = await runAuth(bearerAuth, req, res);
       if (err) {
+        if (native) {
+          const outcome = libraryOutcome(err);
+          if (outcome === '') throw err;
+          return refuseAsLibrary(res, kind, outcome, err);
+        }
         if (err.code === 'invalid_request') return deny('invalid_request', err.message);
         if (err.statusCode === 400 || err.statusCode === 401) return deny('invalid_token', err.message || 'invalid token');
         throw err;
       }
       const claims = req.auth.payload;
       if (claims.cnf !== undefined) {
-        return deny('invalid_token', 'DPoP-bound (or otherwise sender-constrained) token presented as a Bearer token');
+        const description = 'DPoP-bound (or otherwise sender-constrained) token presented as a Bearer token';
+        if (native) return refuseAsLibrary(res, kind, 'invalid_token', new InvalidTokenError(description));
+        return deny('invalid_token', description);
       }
       if (await checkScope(scoped, false, req, res, kind)) return undefined;
       const body = await readBody(req);
@@ -339,6 +391,7 @@ const locations = [
   [cfg.pathBearer, protectedBearer(cfg.pathBearer, cfg.metadataUrl)],
   [cfg.pathDPoPWrite, protectedDPoP(cfg.pathDPoPWrite, cfg.metadataUrl, true)],
   [cfg.pathBearerWrite, protectedBearer(cfg.pathBearerWrite, cfg.metadataUrl, true)],
+  [cfg.pathBearerNative, protectedBearer(cfg.pathBearerNative, null)],
 ];
 app.use((req, res, next) => {
   const location = locations.find(([prefix]) => req.path.startsWith(prefix));
