@@ -525,3 +525,27 @@ func TestDiscoveryScopeStepUpAgainstOIDCProvider(t *testing.T) {
 		})
 	}
 }
+
+// TestDiscoveryProbeAgainstExpress: a location whose challenge is
+// express-oauth2-jwt-bearer's own ("Bearer realm=api", no
+// resource_metadata): Discovery finds the resource's metadata at the
+// well-known URLs (the path-inserted one answers 404, the root one has
+// it), gets a token from oidc-provider, and the request succeeds.
+func TestDiscoveryProbeAgainstExpress(t *testing.T) {
+	p, rs := sharedDPoPStack(t)
+	counter := &discoveryCounter{paths: map[string]int{}}
+	cc := p.ClientCredentials(oauth2.AuthStyleInHeader)
+	d := &schemes.Discovery{ClientID: cc.ClientID, ClientSecret: cc.ClientSecret, Issuers: []string{p.Issuer}, HTTPClient: &http.Client{Transport: counter}}
+	check := newProofChecker()
+	tr := &anyauth.Transport{Base: check, Schemes: []anyauth.Scheme{d}}
+	before, tokens := rs.Counts(), p.TokenRequests()
+	st, body := dpopGet(t, tr, rs.URL+testserver.PathBearerNative+"x")
+	counts := rs.Counts().Sub(before)
+	t.Logf("%d after %d round trips %v; discovery requests %v; token endpoint %s", st, check.trips, counts.Outcomes, counter.paths, p.TokenRequests().Sub(tokens))
+	if st != 200 || check.trips != 2 || p.TokenRequests().Sub(tokens).Successes() != 1 || counts.MetadataFetches != 1 {
+		t.Errorf("%d after %d round trips, %d metadata fetches; want 200 after 2 (401, 200), 1 metadata document, 1 token: %s", st, check.trips, counts.MetadataFetches, body)
+	}
+	if counter.paths[testserver.ProtectedResourceMetadataPath+strings.TrimSuffix(testserver.PathBearerNative, "/")+"/x"] != 1 {
+		t.Errorf("the path-inserted URL was not asked first: %v", counter.paths)
+	}
+}
