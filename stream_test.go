@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -124,6 +125,74 @@ func TestFullDuplexStream(t *testing.T) {
 		}
 		line, err := rd.ReadString('\n')
 		if err != nil || line != "echo "+msg+"\n" {
+			t.Fatalf("got %q, %v", line, err)
+		}
+	}
+	pw.Close()
+}
+
+// headerScheme volunteers a fixed header from the first request, on a
+// leg that is a RetryingLeg and never asks to retry.
+type headerScheme struct{}
+
+func (headerScheme) Name() string                                         { return "X-Test" }
+func (headerScheme) Traits() anyauth.Traits                               { return anyauth.Traits{} }
+func (headerScheme) Strength(*anyauth.Challenge) (anyauth.Strength, bool) { return 1, true }
+func (headerScheme) Volunteers(*url.URL) bool                             { return true }
+func (headerScheme) Begin(context.Context, *anyauth.Challenge, *anyauth.Attempt) (anyauth.Session, error) {
+	return headerSession{}, nil
+}
+
+type headerSession struct{}
+
+func (headerSession) Start(context.Context, *http.Request) (anyauth.Leg, error) {
+	return headerLeg{}, nil
+}
+
+type headerLeg struct{}
+
+func (headerLeg) Apply(req *http.Request) error { req.Header.Set("X-Test", "1"); return nil }
+func (headerLeg) Continue(context.Context, *http.Response, *anyauth.Challenge) (bool, error) {
+	return false, nil
+}
+func (headerLeg) Finish(*http.Response) error { return nil }
+func (headerLeg) RetryAfterResponse(context.Context, *http.Response, func(int) ([]byte, error)) (bool, error) {
+	return false, nil
+}
+
+// TestFullDuplexStreamWithRetryingLeg: a full-duplex stream answered by a
+// RetryingLeg that does not want the request again goes on after the
+// response's headers: the Transport asks the Leg before it asks the body
+// whether it can be replayed (which would end the stream's attempt).
+func TestFullDuplexStreamWithRetryingLeg(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.NewResponseController(w).EnableFullDuplex()
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		sc := bufio.NewScanner(r.Body)
+		for sc.Scan() {
+			io.WriteString(w, "echo "+sc.Text()+" "+r.Header.Get("X-Test")+"\n")
+			w.(http.Flusher).Flush()
+		}
+	}))
+	defer srv.Close()
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/chat", pr)
+	go pw.Write([]byte("ping\n"))
+	resp, err := (&anyauth.Transport{Schemes: []anyauth.Scheme{headerScheme{}}}).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	for _, msg := range []string{"ping", "pong"} {
+		if msg == "pong" {
+			go pw.Write([]byte("pong\n"))
+		}
+		line, err := rd.ReadString('\n')
+		if err != nil || line != "echo "+msg+" 1\n" {
 			t.Fatalf("got %q, %v", line, err)
 		}
 	}

@@ -23,9 +23,10 @@ import (
 // It needs only a client ID and secret and the authorization servers it
 // trusts; the rest comes from the challenge:
 //
-//  1. the protected resource's metadata at resource_metadata, whose
-//     "resource" must be the URL requested (or a path prefix of it on the
-//     same origin);
+//  1. the protected resource's metadata at resource_metadata (or, for a
+//     challenge without it, at the well-known URLs of the requested
+//     origin: see NoProbe), whose "resource" must be the URL requested
+//     (or a path prefix of it on the same origin);
 //  2. the first of its "authorization_servers" that is in Issuers, and
 //     that server's metadata (RFC 8414, or OpenID Connect discovery),
 //     whose "issuer" must be the one asked for;
@@ -34,7 +35,9 @@ import (
 //     Sources for that issuer;
 //
 // and then answers as a Bearer (or, with DPoPKey, as a DPoP) scoped to the
-// resource's origin, caching and refreshing the token like one. Metadata
+// resource's origin, caching and refreshing the token like one, for every
+// path of the resource once its metadata is known (see Scope). A 403
+// insufficient_scope gets a token for the wider scope (see NoStepUp). Metadata
 // documents are cached by their Cache-Control max-age or Expires (a day
 // at most, not at all with no-store or no-cache), at most 256 KiB each
 // and fetched within 10 s.
@@ -103,9 +106,15 @@ type Discovery struct {
 // rules.
 var ErrDiscoveryRefused = errors.New("discovery: refused")
 
-// errOtherResource marks metadata that names another resource than the
-// one requested; it adds nothing to the message.
-var errOtherResource = errors.New("")
+// otherResourceError is metadata that names another resource than the
+// one requested (RFC 9728 §3.3). It wraps ErrDiscoveryRefused.
+type otherResourceError struct{ resource, target string }
+
+func (e *otherResourceError) Error() string {
+	return fmt.Sprintf("%v: the resource metadata names the resource %q, not %s (RFC 9728 §3.3)", ErrDiscoveryRefused, e.resource, e.target)
+}
+
+func (e *otherResourceError) Unwrap() error { return ErrDiscoveryRefused }
 
 // metadataTimeout and maxMetadata bound one metadata fetch.
 const (
@@ -214,7 +223,7 @@ func (d *Discovery) discover(ctx context.Context, metaURL string, target *url.UR
 		return nil, err
 	}
 	if !resourceCovers(rm.Resource, target) {
-		return nil, fmt.Errorf("%w: the resource metadata names the resource %q, not %s (RFC 9728 §3.3)%w", ErrDiscoveryRefused, truncateForError(rm.Resource), safeLink(target), errOtherResource)
+		return nil, &otherResourceError{resource: truncateForError(rm.Resource), target: safeLink(target)}
 	}
 	d.mu.Lock()
 	if d.covers == nil || len(d.covers) >= 256 {

@@ -52,11 +52,12 @@ func (d *Discovery) probe(ctx context.Context, target *url.URL, asked []string) 
 			continue
 		}
 		r, err := d.discover(ctx, metaURL, target, asked)
+		var other *otherResourceError
 		switch {
 		case errors.Is(err, errNotFound):
 			d.noteAbsent(metaURL)
 			continue
-		case errors.Is(err, errOtherResource):
+		case errors.As(err, &other):
 			// Another resource's metadata (the root one of an origin
 			// that serves several): not this one's, not an attack.
 			continue

@@ -122,7 +122,7 @@ func (s *discoverySession) Start(ctx context.Context, req *http.Request) (anyaut
 	if err != nil {
 		return nil, err
 	}
-	return &discoveryLeg{s: s, inner: leg, gen: gen}, nil
+	return &discoveryLeg{swappableLeg: swappableLeg{leg}, s: s, gen: gen}, nil
 }
 
 func (s *discoverySession) String() string {
@@ -133,19 +133,15 @@ func (s *discoverySession) Format(f fmt.State, _ rune) { io.WriteString(f, s.Str
 // discoveryLeg is the leg of the current answer, which it replaces by the
 // widened answer's on an insufficient_scope refusal, once.
 type discoveryLeg struct {
+	swappableLeg
 	s       *discoverySession
-	inner   anyauth.Leg
 	gen     int // the generation of inner's answer
 	stepped bool
 }
 
-func (l *discoveryLeg) Apply(req *http.Request) error { return l.inner.Apply(req) }
-
 func (l *discoveryLeg) Continue(ctx context.Context, resp *http.Response, c *anyauth.Challenge) (bool, error) {
 	return l.inner.Continue(ctx, resp, c)
 }
-
-func (l *discoveryLeg) Finish(resp *http.Response) error { return l.inner.Finish(resp) }
 
 // RetryAfterResponse steps up on a 403 whose Bearer or DPoP challenge says
 // error="insufficient_scope" and names scopes the token was not asked
@@ -173,18 +169,9 @@ func (l *discoveryLeg) RetryAfterResponse(ctx context.Context, resp *http.Respon
 	if err != nil {
 		return false, err
 	}
-	l.endInner()
-	l.inner, l.gen = leg, gen
+	l.swap(leg)
+	l.gen = gen
 	return true, nil
-}
-
-// End ends the inner leg when it holds something for its request.
-func (l *discoveryLeg) End() { l.endInner() }
-
-func (l *discoveryLeg) endInner() {
-	if e, ok := l.inner.(anyauth.EndingLeg); ok {
-		e.End()
-	}
 }
 
 func (l *discoveryLeg) String() string             { return "Discovery leg (token REDACTED)" }

@@ -28,8 +28,10 @@ const StrengthDPoP = anyauth.StrengthBearer + 50
 // challenge or a retry, gets a new proof; no proof is ever sent twice.
 //
 // Server nonces (RFC 9449 §8, §9): a 401 with error="use_dpop_nonce" and
-// a DPoP-Nonce header is answered once more with a proof carrying that
-// nonce; the last nonce of each origin, from any response, is kept,
+// a DPoP-Nonce header is answered with a proof carrying that nonce, and
+// again (at most three times per leg) only when the next answer brings
+// yet another nonce, as from a server that rotated it while the request
+// was in flight; the last nonce of each origin, from any response, is kept,
 // shared by every goroutine, and sent from then on, so a server that
 // rotates its nonce costs one extra round trip per rotation.
 // error="invalid_dpop_proof" is not retried: the server's response is
@@ -44,7 +46,8 @@ const StrengthDPoP = anyauth.StrengthBearer + 50
 //
 // Token requests need proofs too: NewDPoPClientCredentials fetches with
 // them, and TokenClient gives any golang.org/x/oauth2 flow a client that
-// adds them and answers the token endpoint's use_dpop_nonce (a 400).
+// adds them and answers the token endpoint's use_dpop_nonce (a 400) the
+// same way.
 //
 // Key is ES256 (ECDSA P-256, the usual choice), EdDSA (Ed25519) or RS256
 // (RSA, 2048 bits or more), any crypto.Signer, so an HSM or a KMS can hold

@@ -64,7 +64,7 @@ func (s *registrySession) Start(ctx context.Context, req *http.Request) (anyauth
 	if err != nil {
 		return nil, err
 	}
-	return &registryLeg{s: s, inner: leg, asked: [][]string{scope}}, nil
+	return &registryLeg{swappableLeg: swappableLeg{leg}, s: s, asked: [][]string{scope}}, nil
 }
 
 func (s *registrySession) String() string {
@@ -79,12 +79,10 @@ const maxRegistryScopesAsked = 4
 // one for the scope the registry asks for when it says
 // insufficient_scope.
 type registryLeg struct {
+	swappableLeg
 	s     *registrySession
-	inner anyauth.Leg
 	asked [][]string // the scopes this request got tokens for
 }
-
-func (l *registryLeg) Apply(req *http.Request) error { return l.inner.Apply(req) }
 
 // Continue answers an insufficient_scope challenge with a token for the
 // scope it names, once per scope; later requests of the space are
@@ -111,14 +109,12 @@ func (l *registryLeg) Continue(ctx context.Context, resp *http.Response, c *anya
 		return false, err
 	}
 	l.asked = append(l.asked, scope)
-	l.inner = leg
+	l.swap(leg)
 	l.s.mu.Lock()
 	l.s.scope = scope
 	l.s.mu.Unlock()
 	return true, nil
 }
-
-func (l *registryLeg) Finish(resp *http.Response) error { return l.inner.Finish(resp) }
 
 func (l *registryLeg) String() string             { return "Registry leg (token REDACTED)" }
 func (l *registryLeg) Format(f fmt.State, _ rune) { io.WriteString(f, l.String()) }

@@ -1,15 +1,11 @@
 package testserver
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -479,37 +475,11 @@ func (r *DPoPResource) startOn(node, script string, port int, opts DPoPResourceO
 		WrongMetadataURL:  r.WrongMetadataURL,
 		WrongMetadata:     wrong,
 	}
-	data, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return err
-	}
-	conf := filepath.Join(r.Dir, "config.json")
-	if err := os.WriteFile(conf, data, 0o600); err != nil {
-		return err
-	}
-	if err := os.WriteFile(r.eventLog, nil, 0o644); err != nil {
-		return err
-	}
-	cmd := exec.Command(node, script, conf)
-	cmd.Dir = filepath.Dir(script)
-	cmd.Env = serverEnv()
 	began := time.Now()
-	if err := r.start("dpop resource server", cmd, r.logFile); err != nil {
+	if err := r.startScript("dpop resource server", node, script, r.Dir, cfg, r.eventLog, r.logFile); err != nil {
 		return err
 	}
-	c := &http.Client{Transport: noProxyClient.Transport, Timeout: time.Second}
-	err = r.ready(30*time.Second, func() error {
-		resp, err := c.Get(r.URL + "/_ready")
-		if err != nil {
-			return fmt.Errorf("%w: %v", errNotReady, err)
-		}
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || string(body) != r.Dir {
-			return fmt.Errorf("%w: GET /_ready: %s %q (another server on the port?)", errNotReady, resp.Status, body)
-		}
-		return nil
-	})
+	err := r.ready(30*time.Second, answersWith(r.URL+"/_ready", r.Dir))
 	if err != nil {
 		return fmt.Errorf("testserver: DPoP resource server on %s: %w\n%s", r.URL, err, r.Log())
 	}
@@ -577,23 +547,9 @@ type DPoPCounts struct {
 // Sub returns c minus earlier: what happened between two snapshots.
 // Zero map entries are dropped.
 func (c DPoPCounts) Sub(earlier DPoPCounts) DPoPCounts {
-	diff := func(a, b map[string]int) map[string]int {
-		d := map[string]int{}
-		for k, v := range a {
-			if v -= b[k]; v != 0 {
-				d[k] = v
-			}
-		}
-		for k, v := range b {
-			if _, ok := a[k]; !ok && v != 0 {
-				d[k] = -v
-			}
-		}
-		return d
-	}
 	return DPoPCounts{
-		Outcomes:             diff(c.Outcomes, earlier.Outcomes),
-		Paths:                diff(c.Paths, earlier.Paths),
+		Outcomes:             diffCounts(c.Outcomes, earlier.Outcomes),
+		Paths:                diffCounts(c.Paths, earlier.Paths),
 		NonceRotations:       c.NonceRotations - earlier.NonceRotations,
 		MetadataFetches:      c.MetadataFetches - earlier.MetadataFetches,
 		WrongMetadataFetches: c.WrongMetadataFetches - earlier.WrongMetadataFetches,

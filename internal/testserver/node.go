@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -162,4 +164,62 @@ func (np nodePackage) install(node, logPath string) (string, error) {
 		return "", fmt.Errorf("testserver: npm ci in %s: %v\n%s", dir, p.waitErr, tail(logPath, 4096))
 	}
 	return script, nil
+}
+
+// startScript writes cfg as dir/config.json, empties eventLog, and starts
+// "node script config.json" in script's directory as p, its output in
+// logFile: how the node servers (oidc-provider, the DPoP resource server,
+// s3rver) start.
+func (p *proc) startScript(name, node, script, dir string, cfg any, eventLog, logFile string) error {
+	data, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return err
+	}
+	conf := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(conf, data, 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(eventLog, nil, 0o644); err != nil {
+		return err
+	}
+	cmd := exec.Command(node, script, conf)
+	cmd.Dir = filepath.Dir(script)
+	cmd.Env = serverEnv()
+	return p.start(name, cmd, logFile)
+}
+
+// answersWith is a readiness check: GET url answers 200 with the body
+// want (a token of this start, so that another server on the port is not
+// taken for it).
+func answersWith(url, want string) func() error {
+	c := &http.Client{Transport: noProxyClient.Transport, Timeout: time.Second}
+	return func() error {
+		resp, err := c.Get(url)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errNotReady, err)
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(body) != want {
+			return fmt.Errorf("%w: GET %s: %s %q (another server on the port?)", errNotReady, url, resp.Status, body)
+		}
+		return nil
+	}
+}
+
+// diffCounts returns a minus b, key by key, without the zero entries: what
+// happened between two snapshots of a server's counters.
+func diffCounts(a, b map[string]int) map[string]int {
+	d := map[string]int{}
+	for k, v := range a {
+		if v -= b[k]; v != 0 {
+			d[k] = v
+		}
+	}
+	for k, v := range b {
+		if _, ok := a[k]; !ok && v != 0 {
+			d[k] = -v
+		}
+	}
+	return d
 }

@@ -14,7 +14,6 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -316,22 +315,8 @@ func (p *OIDCProvider) startOn(node, script string, port, tlsPort int) error {
 		DPoPNonces:      p.DPoPNonces,
 		Clients:         oidcClients,
 	}
-	data, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return err
-	}
-	conf := filepath.Join(p.Dir, "config.json")
-	if err := os.WriteFile(conf, data, 0o600); err != nil {
-		return err
-	}
-	if err := os.WriteFile(p.eventLog, nil, 0o644); err != nil {
-		return err
-	}
-	cmd := exec.Command(node, script, conf)
-	cmd.Dir = filepath.Dir(script)
-	cmd.Env = serverEnv()
 	began := time.Now()
-	if err := p.start("oidc-provider", cmd, p.logFile); err != nil {
+	if err := p.startScript("oidc-provider", node, script, p.Dir, cfg, p.eventLog, p.logFile); err != nil {
 		return err
 	}
 	var disc struct {
@@ -342,7 +327,7 @@ func (p *OIDCProvider) startOn(node, script string, port, tlsPort int) error {
 	}
 	c := &http.Client{Transport: noProxyClient.Transport, Timeout: time.Second}
 	tc := &http.Client{Transport: p.tlsTransport(), Timeout: time.Second}
-	err = p.ready(30*time.Second, func() error {
+	err := p.ready(30*time.Second, func() error {
 		resp, err := c.Get(p.Issuer + "/.well-known/openid-configuration")
 		if err != nil {
 			return fmt.Errorf("%w: %v", errNotReady, err)
@@ -598,25 +583,11 @@ func sum(m map[string]int) int {
 // Sub returns c minus earlier: what happened between two snapshots.
 // Zero entries are dropped.
 func (c OIDCTokenCounts) Sub(earlier OIDCTokenCounts) OIDCTokenCounts {
-	diff := func(a, b map[string]int) map[string]int {
-		d := map[string]int{}
-		for k, v := range a {
-			if v -= b[k]; v != 0 {
-				d[k] = v
-			}
-		}
-		for k, v := range b {
-			if _, ok := a[k]; !ok && v != 0 {
-				d[k] = -v
-			}
-		}
-		return d
-	}
 	return OIDCTokenCounts{
-		Success:       diff(c.Success, earlier.Success),
-		Errors:        diff(c.Errors, earlier.Errors),
-		ErrorCodes:    diff(c.ErrorCodes, earlier.ErrorCodes),
-		Details:       diff(c.Details, earlier.Details),
+		Success:       diffCounts(c.Success, earlier.Success),
+		Errors:        diffCounts(c.Errors, earlier.Errors),
+		ErrorCodes:    diffCounts(c.ErrorCodes, earlier.ErrorCodes),
+		Details:       diffCounts(c.Details, earlier.Details),
 		InvalidGrant:  c.InvalidGrant - earlier.InvalidGrant,
 		GrantsRevoked: c.GrantsRevoked - earlier.GrantsRevoked,
 	}

@@ -1,13 +1,9 @@
 package testserver
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -162,44 +158,18 @@ func StartS3rverForTest(t testing.TB) *S3rver {
 func (s *S3rver) startOn(node, script string, port int) error {
 	s.forget()
 	s.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
-	data, err := json.MarshalIndent(s3rverConfig{
+	cfg := s3rverConfig{
 		Port:      port,
 		Directory: filepath.Join(s.Dir, "data"),
 		Bucket:    S3rverBucket,
 		EventLog:  s.eventLog,
 		Keys:      map[string]string{S3rverAccessKeyID: S3rverSecretAccessKey},
-	}, "", "  ")
-	if err != nil {
-		return err
 	}
-	conf := filepath.Join(s.Dir, "config.json")
-	if err := os.WriteFile(conf, data, 0o600); err != nil {
-		return err
-	}
-	if err := os.WriteFile(s.eventLog, nil, 0o644); err != nil {
-		return err
-	}
-	cmd := exec.Command(node, script, conf)
-	cmd.Dir = filepath.Dir(script)
-	cmd.Env = serverEnv()
 	began := time.Now()
-	if err := s.start("s3rver", cmd, s.logFile); err != nil {
+	if err := s.startScript("s3rver", node, script, s.Dir, cfg, s.eventLog, s.logFile); err != nil {
 		return err
 	}
-	want := filepath.Join(s.Dir, "data") + "\n"
-	c := &http.Client{Transport: noProxyClient.Transport, Timeout: time.Second}
-	err = s.ready(30*time.Second, func() error {
-		resp, err := c.Get(s.URL + "/_anyauth_ready")
-		if err != nil {
-			return fmt.Errorf("%w: %v", errNotReady, err)
-		}
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || string(body) != want {
-			return fmt.Errorf("%w: %s %q (another server on the port?)", errNotReady, resp.Status, body)
-		}
-		return nil
-	})
+	err := s.ready(30*time.Second, answersWith(s.URL+"/_anyauth_ready", filepath.Join(s.Dir, "data")+"\n"))
 	if err != nil {
 		return fmt.Errorf("testserver: s3rver on %s: %w\n%s", s.URL, err, s.Log())
 	}
